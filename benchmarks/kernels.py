@@ -1,0 +1,192 @@
+"""Microseconds per network step: this project's Numba kernel beside NumPy and PyTorch.
+
+Run from the repository root:  python -m benchmarks.kernels [--repeats 5] [--steps 2000]
+Writes benchmarks/results/kernels.json. Everything is measured in one run, on one thread,
+side by side, so ratios hold even on a noisy machine. Timings are medians over repeats.
+
+Stacks: CarRacing (648-128-64-3, normalised, the paper's) and quadruped (28-128-64-8,
+unnormalised), rule ABCD_lr. Bytes streamed per step = weights read and written + the
+coefficients read once; it is set against a copy bandwidth measured here both for a buffer
+far larger than the caches (DRAM) and for one of the same size as the working set (cache).
+The whole CarRacing agent step (CNN + plastic layers + action head) is timed beside the
+same policy written plainly in PyTorch.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from hebbian.agent import AgentConfig, Policy  # noqa: E402
+from hebbian.network import HebbianNetwork  # noqa: E402
+
+torch.set_num_threads(1)
+RESULTS = Path(__file__).parent / "results" / "kernels.json"
+
+
+def median_us(fn, steps, repeats):
+    """Median over `repeats` of the mean time per call of `fn` over `steps` calls, in microseconds."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        times.append((time.perf_counter() - t0) / steps * 1e6)
+    return float(np.median(times))
+
+
+class NumpyHebbian:
+    """The plain NumPy step: forward, then the ABCD_lr update per layer, then normalisation."""
+
+    def __init__(self, sizes, coeffs_flat, normalize, seed=0):
+        rng = np.random.default_rng(seed)
+        self.normalize = normalize
+        self.ws, self.cs, off = [], [], 0
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            self.ws.append(rng.uniform(-0.1, 0.1, (a, b)).astype(np.float32))
+            self.cs.append(coeffs_flat[off: off + a * b * 5].reshape(a, b, 5))
+            off += a * b * 5
+
+    def step(self, x):
+        acts = [x]
+        for i, w in enumerate(self.ws):
+            h = acts[-1] @ w
+            acts.append(np.tanh(h) if i < len(self.ws) - 1 else h)
+        for i, (w, c) in enumerate(zip(self.ws, self.cs)):
+            pre, post = acts[i][:, None], acts[i + 1][None, :]
+            w += c[..., 4] * (c[..., 0] * pre * post + c[..., 1] * pre + c[..., 2] * post + c[..., 3])
+            if self.normalize:
+                w /= np.abs(w).max()
+        return acts[-1]
+
+
+class TorchHebbian:
+    """The same step in PyTorch on one thread, no autograd."""
+
+    def __init__(self, sizes, coeffs_flat, normalize, seed=0):
+        ref = NumpyHebbian(sizes, coeffs_flat, normalize, seed)
+        self.normalize = normalize
+        self.ws = [torch.from_numpy(w.copy()) for w in ref.ws]
+        self.cs = [torch.from_numpy(np.ascontiguousarray(np.moveaxis(c, -1, 0))) for c in ref.cs]
+
+    @torch.inference_mode()
+    def step(self, x):
+        acts = [x]
+        for i, w in enumerate(self.ws):
+            h = acts[-1] @ w
+            acts.append(torch.tanh(h) if i < len(self.ws) - 1 else h)
+        for i, (w, c) in enumerate(zip(self.ws, self.cs)):
+            pre, post = acts[i][:, None], acts[i + 1][None, :]
+            w += c[4] * (c[0] * pre * post + c[1] * pre + c[2] * post + c[3])
+            if self.normalize:
+                w /= w.abs().max()
+        return acts[-1]
+
+
+class TorchCarRacingPolicy:
+    """The whole CarRacing policy written plainly in PyTorch (CNN, plastic layers, head)."""
+
+    def __init__(self, flat):
+        self.w1 = torch.from_numpy(flat[:162]).view(6, 3, 3, 3)
+        self.w2 = torch.from_numpy(flat[162:1362]).view(8, 6, 5, 5)
+        self.net = TorchHebbian((648, 128, 64, 3), flat[1362:], normalize=True)
+
+    @torch.inference_mode()
+    def act(self, frame):
+        x = torch.from_numpy(frame)[None]
+        x = F.max_pool2d(torch.tanh(F.conv2d(x, self.w1)), 2)
+        x = F.max_pool2d(torch.tanh(F.conv2d(x, self.w2, stride=2)), 2).reshape(-1)
+        y = self.net.step(x)
+        return torch.stack([torch.tanh(y[0]), torch.sigmoid(y[1]), torch.sigmoid(y[2])]).numpy()
+
+
+def copy_bandwidth(nbytes, repeats):
+    """Bytes moved per second (read + write) by np.copyto of a float32 buffer of `nbytes`."""
+    src = np.ones(nbytes // 4, dtype=np.float32)
+    dst = np.empty_like(src)
+    calls = max(1, int(2e8 // nbytes))
+    us = median_us(lambda: np.copyto(dst, src), calls, repeats)
+    return 2 * nbytes / (us * 1e-6)
+
+
+def bench_stack(name, sizes, normalize, steps, repeats, rng):
+    net = HebbianNetwork(sizes, rule="ABCD_lr", normalize=normalize)
+    coeffs = rng.uniform(-0.1, 0.1, net.num_params).astype(np.float32)
+    net.set_params(coeffs)
+    net.reset(0)
+    x = rng.uniform(-1, 1, sizes[0]).astype(np.float32)
+    numpy_net = NumpyHebbian(sizes, coeffs, normalize)
+    torch_net, tx = TorchHebbian(sizes, coeffs, normalize), torch.from_numpy(x)
+    kernel = median_us(lambda: net.step(x), steps, repeats)
+    numpy_us = median_us(lambda: numpy_net.step(x), max(50, steps // 20), repeats)
+    torch_us = median_us(lambda: torch_net.step(tx), max(50, steps // 10), repeats)
+    streamed = 4 * (2 * net.num_synapses + net.num_coeffs)  # weights read + written, coefficients read
+    dram = copy_bandwidth(256 << 20, repeats)
+    cache = copy_bandwidth(streamed // 2 * 2, repeats)
+    achieved = streamed / (kernel * 1e-6)
+    return {
+        "stack": name, "sizes": list(sizes), "rule": "ABCD_lr", "normalize": normalize,
+        "num_params": net.num_params, "kernel_us": kernel, "numpy_us": numpy_us, "torch_us": torch_us,
+        "speedup_vs_numpy": numpy_us / kernel, "speedup_vs_torch": torch_us / kernel,
+        "bytes_per_step": streamed, "achieved_GBps": achieved / 1e9,
+        "copy_GBps_dram": dram / 1e9, "copy_GBps_same_size": cache / 1e9,
+        "fraction_of_dram_copy": achieved / dram, "fraction_of_same_size_copy": achieved / cache,
+    }
+
+
+def bench_agent(steps, repeats, rng):
+    from gymnasium.spaces import Box
+    obs_space = Box(0.0, 1.0, (3, 84, 84), np.float32)
+    act_space = Box(np.array([-1, 0, 0], np.float32), np.array([1, 1, 1], np.float32))
+    policy = Policy(AgentConfig(encoder="cnn"), obs_space, act_space, env_id="CarRacing-v3")
+    flat = rng.uniform(-0.1, 0.1, policy.num_params).astype(np.float32)
+    policy.set_params(flat)
+    policy.reset(0)
+    frame = rng.random((3, 84, 84), dtype=np.float32)
+    ours = median_us(lambda: policy.act(frame), steps // 4, repeats)
+    plain = TorchCarRacingPolicy(flat)
+    theirs = median_us(lambda: plain.act(frame), steps // 20, repeats)
+    cnn_us = median_us(lambda: policy.encoder.encode(frame), steps // 4, repeats)
+    return {"agent_step_us": ours, "cnn_us": cnn_us, "torch_policy_step_us": theirs, "speedup_vs_torch": theirs / ours}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    stacks = [bench_stack("car_racing", (648, 128, 64, 3), True, args.steps, args.repeats, rng),
+              bench_stack("quadruped", (28, 128, 64, 8), False, args.steps * 5, args.repeats, rng)]
+    agent = bench_agent(args.steps, args.repeats, rng)
+    for s in stacks:
+        print(f"{s['stack']:>10}: kernel {s['kernel_us']:8.1f} us | numpy {s['numpy_us']:8.1f} us "
+              f"({s['speedup_vs_numpy']:.1f}x) | torch {s['torch_us']:8.1f} us ({s['speedup_vs_torch']:.1f}x) | "
+              f"{s['achieved_GBps']:.1f} GB/s = {s['fraction_of_dram_copy']:.0%} of DRAM copy "
+              f"({s['copy_GBps_dram']:.1f} GB/s), {s['fraction_of_same_size_copy']:.0%} of same-size copy "
+              f"({s['copy_GBps_same_size']:.1f} GB/s)")
+    print(f"CarRacing agent step: {agent['agent_step_us']:.1f} us (CNN {agent['cnn_us']:.1f} us) | "
+          f"plain PyTorch policy {agent['torch_policy_step_us']:.1f} us ({agent['speedup_vs_torch']:.1f}x)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    record = {"machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+              "numpy": np.__version__, "torch": torch.__version__, "stacks": stacks, "agent": agent}
+    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Environments for Hebbian meta-learning: ``envs.make(env_id, **options)``.
+
+Three task families (:func:`task_family`), each with its options and documented defaults:
+
+``car_racing`` (``CarRacing-v3``; ``CarRacing-v0/v1/v2`` are aliases)
+    Pixels as float32 ``(3, 84, 84)`` in [0, 1] and the paper's early stop for training.
+    Options: ``frame_size=84``, ``neg_reward_limit=20`` (``None`` for evaluation),
+    ``max_episode_steps=1000``, ``continuous=True``, ``render_mode=None``,
+    ``action_mapping="none"``, ``lap_complete_percent=0.95``, ``domain_randomize=False``.
+    See :mod:`envs.car_racing`.
+
+``quadruped`` (``AntBulletEnv-v0`` and the registered ``HebbianAnt-<morphology>-v0``)
+    pybullet's Ant with the paper's fitness (forward progress after a 40-step burn-in,
+    early stop). Options: ``morphology="healthy"`` (one of :data:`MORPHOLOGIES`),
+    ``burn_in=40``, ``no_progress_after=200``, ``no_progress_patience=30``,
+    ``reward="progress"``, ``max_episode_steps=1000``, ``render_mode=None``.
+    See :mod:`envs.quadruped`; :func:`make_many` builds one env per morphology.
+
+``generic`` (any other registered Gymnasium id: LunarLander-v3, BipedalWalker-v3,
+Pendulum-v1, MuJoCo ids when mujoco is installed...)
+    Built by ``gymnasium.make`` as it is; options are ``max_episode_steps``,
+    ``render_mode`` and the env's own constructor arguments. ``LunarLander-v2`` and
+    ``BipedalWalker-v2`` are aliases of ``-v3``.
+
+An alias emits one :class:`EnvironmentAliasWarning` (a ``UserWarning``) naming the version
+that runs; an unknown id raises :class:`UnknownEnvironmentError` listing close matches.
+This package imports neither ``hebbian`` nor ``es``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium
+from gymnasium.envs.registration import load_env_creator
+
+from envs.ids import (
+    QUADRUPED_BASE_ID,
+    QUADRUPED_IDS,
+    EnvironmentAliasWarning,
+    UnknownEnvironmentError,
+    canonical_id,
+    quadruped_id,
+    task_family,
+)
+from envs.morphologies import MORPHOLOGIES, check_morphology
+
+__all__ = [
+    "MORPHOLOGIES",
+    "QUADRUPED_IDS",
+    "EnvironmentAliasWarning",
+    "UnknownEnvironmentError",
+    "canonical_id",
+    "make",
+    "make_many",
+    "quadruped_id",
+    "task_family",
+]
+
+# The quadruped ids, one per morphology; string entry points, so nothing heavy is imported
+# until one is built. Ray workers register them too, by importing this package.
+for _morphology in MORPHOLOGIES:
+    if quadruped_id(_morphology) not in gymnasium.registry:
+        gymnasium.register(
+            id=quadruped_id(_morphology),
+            entry_point="envs.quadruped:make_registered",
+            kwargs={"morphology": _morphology},
+            max_episode_steps=1000,
+        )
+
+_GENERIC_OPTIONS = ("max_episode_steps", "render_mode")
+
+
+def make(env_id: str, **options: Any) -> gymnasium.Env:
+    """Build ``env_id`` with the task family's wrappers and ``options`` (see the module docstring).
+
+    Returns a ``gymnasium.Env``: for CarRacing, float32 ``(3, frame_size, frame_size)``
+    frames in [0, 1]; for the quadruped, float32 (28,) states and progress rewards (m/s
+    towards +x); otherwise the Gymnasium env unchanged. Raises
+    :class:`UnknownEnvironmentError` for an unknown id and ``ValueError`` for an option
+    the task does not have.
+    """
+    resolved = canonical_id(env_id, warn=True)
+    family = task_family(resolved)
+    if family == "car_racing":
+        from envs.car_racing import make_car_racing
+
+        return make_car_racing(resolved, **options)
+    if family == "quadruped":
+        from envs.quadruped import make_quadruped
+
+        return make_quadruped(resolved, **options)
+    _check_generic_options(resolved, options)
+    return gymnasium.make(resolved, **options)
+
+
+def make_many(env_id: str, morphologies: Sequence[str], **options: Any) -> list[gymnasium.Env]:
+    """One quadruped env per name in ``morphologies``, all with the same ``options``.
+
+    For training on several bodies at once: the fitness of an individual is the mean of its
+    returns over the returned list (``make_many("AntBulletEnv-v0", ["healthy",
+    "damaged-right"])``); keep a morphology out of the list to evaluate on it later with
+    ``make(env_id, morphology=...)``. Returns ``len(morphologies)`` envs in that order.
+    """
+    if task_family(env_id) != "quadruped":
+        raise ValueError(f"make_many builds one env per morphology, and {env_id} has none; use {QUADRUPED_BASE_ID}")
+    if isinstance(morphologies, str) or not morphologies:
+        raise ValueError(f"morphologies must be a non-empty list of names from {', '.join(MORPHOLOGIES)}, got {morphologies!r}")
+    if "morphology" in options:
+        raise ValueError("pass the bodies as morphologies=[...], not morphology=...")
+    for name in morphologies:
+        check_morphology(name)
+    return [make(env_id, morphology=name, **options) for name in morphologies]
+
+
+def _check_generic_options(env_id: str, options: dict[str, Any]) -> None:
+    # gymnasium.make would fail deep inside the env constructor with a TypeError; check the
+    # names against the constructor's signature first to give a one-line answer.
+    entry_point = gymnasium.spec(env_id).entry_point
+    creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+    try:
+        parameters = inspect.signature(creator).parameters
+    except (TypeError, ValueError):
+        return  # no introspectable signature: let gymnasium.make decide
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    accepted = [*_GENERIC_OPTIONS, *(n for n, p in parameters.items() if n != "self" and p.kind is not inspect.Parameter.VAR_POSITIONAL)]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for {env_id}; it accepts {', '.join(dict.fromkeys(accepted))}")

@@ -1,0 +1,181 @@
+"""CarRacing from pixels, as in the paper: float32 3x84x84 frames and the early stop for training.
+
+Observation (``frame_size``)
+    CarRacing renders a 96x96x3 uint8 frame (the road view in the top 84 rows, the
+    dashboard with speed, ABS, steering and gyro bars in the bottom 12 rows).
+
+    * ``frame_size=84`` (default, the paper): the *whole* 96x96 frame is resized to 84x84
+      by area averaging, then scaled to [0, 1] and laid out channels-first as float32
+      ``(3, 84, 84)``. This is what the reference code did (old Gym's
+      ``ResizeObservation(env, 84)``, i.e. ``cv2.resize(..., INTER_AREA)``, then ``/255``);
+      it is a resize, not a crop, so the dashboard stays in view, and the paper's CNN
+      (3x84x84 -> 648 features) gets exactly the input size it was designed for. Each output
+      pixel is the mean of the input pixels under it, weighted by overlap (96/84 = 8/7 input
+      pixels per output pixel); implemented as two small matrix products, so there is no
+      OpenCV dependency. One difference from the reference: it used ``np.swapaxes(obs, 0, 2)``,
+      which also swaps height and width (a transposed image); we return the standard
+      ``(channel, row, column)`` layout so pretrained encoders and videos see upright frames.
+      For a CNN evolved from scratch the two are equivalent.
+    * ``frame_size=96``: the full frame, float32 ``(3, 96, 96)`` in [0, 1], no resampling
+      (for the patch self-attention encoder, whose 7x7 patches with stride 4 tile 96x96).
+    * Any other size from 16 to 96 is the same area resize.
+
+Early stop (``neg_reward_limit``)
+    CarRacing gives -0.1 per frame and +1000/N per new road tile, so a car that stops or
+    leaves the road only collects negative rewards. For training, the episode is truncated
+    at the first step that makes the run of negative rewards longer than
+    ``neg_reward_limit`` (default 20: the reference code's ``neg_count > 20``, i.e. on the
+    21st negative reward in a row). Evaluation passes ``neg_reward_limit=None`` so scores
+    follow the standard protocol: mean return over 100 episodes of the full 1000 steps.
+
+Actions (``action_mapping``)
+    ``"none"`` (default): the env's own space, Box([-1, 0, 0], [1, 1, 1]) = steer, gas, brake.
+    ``"paper"``: any real 3-vector, mapped to (tanh, sigmoid, sigmoid) as the reference
+    code bounded its network outputs.
+
+Rendering needs no display: frames are drawn on an off-screen pygame surface unless
+``render_mode="human"``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium.utils import RecordConstructorArgs
+
+from envs.wrappers import StopAfterNegativeRun
+
+NATIVE_FRAME = 96
+"""Side of CarRacing's square frame in pixels."""
+
+DEFAULTS: dict[str, Any] = {
+    "frame_size": 84,
+    "neg_reward_limit": 20,
+    "max_episode_steps": 1000,
+    "continuous": True,
+    "render_mode": None,
+    "action_mapping": "none",
+    "lap_complete_percent": 0.95,
+    "domain_randomize": False,
+}
+"""Options of :func:`make_car_racing` with their defaults (what ``envs.make`` accepts for CarRacing)."""
+
+
+def _base_car_racing(
+    env_id: str = "CarRacing-v3",
+    *,
+    continuous: bool = True,
+    render_mode: str | None = None,
+    max_episode_steps: int = 1000,
+    lap_complete_percent: float = 0.95,
+    domain_randomize: bool = False,
+) -> gymnasium.Env:
+    """The plain CarRacing env with its time limit: uint8 ``(96, 96, 3)`` frames, the env's own reward.
+
+    Every CarRacing built by this package comes from here; a faster drop-in implementation
+    plugs in at this single point.
+    """
+    return gymnasium.make(
+        env_id,
+        continuous=continuous,
+        render_mode=render_mode,
+        max_episode_steps=max_episode_steps,
+        lap_complete_percent=lap_complete_percent,
+        domain_randomize=domain_randomize,
+    )
+
+
+def area_resize_matrix(source: int, target: int) -> np.ndarray:
+    """Float64 ``(target, source)`` matrix ``R`` such that ``R @ x`` area-averages a length-``source`` signal.
+
+    Output pixel ``i`` covers the interval ``[i*s, (i+1)*s)`` of input pixels with
+    ``s = source / target``; ``R[i, j]`` is the overlap of that interval with pixel ``j``
+    divided by ``s``, so every row sums to 1 (OpenCV's INTER_AREA when shrinking).
+    """
+    if not 1 <= target <= source:
+        raise ValueError(f"area resize only shrinks: target {target} must be in [1, {source}]")
+    scale = source / target
+    starts = np.arange(target) * scale
+    ends = starts + scale
+    pixels = np.arange(source)
+    overlap = np.clip(np.minimum(ends[:, None], pixels[None, :] + 1) - np.maximum(starts[:, None], pixels[None, :]), 0.0, None)
+    return overlap / scale
+
+
+class PixelObservation(gymnasium.ObservationWrapper, RecordConstructorArgs):
+    """uint8 ``(H, W, 3)`` frames -> float32 ``(3, size, size)`` in [0, 1], area-resized when ``size < H``."""
+
+    def __init__(self, env: gymnasium.Env, size: int = 84):
+        RecordConstructorArgs.__init__(self, size=size)
+        gymnasium.ObservationWrapper.__init__(self, env)
+        height, width, channels = env.observation_space.shape
+        if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= min(height, width):
+            raise ValueError(f"frame_size must be an int from 16 to {min(height, width)} (84 = the paper, 96 = full frame), got {size!r}")
+        self.size = size
+        # Fold the 1/255 scaling into the row matrix: one pass, no extra temporary.
+        self._rows = (area_resize_matrix(height, size) / 255.0).astype(np.float32)
+        self._cols = area_resize_matrix(width, size).astype(np.float32)
+        self._identity = size == height == width
+        self.observation_space = gymnasium.spaces.Box(0.0, 1.0, (channels, size, size), np.float32)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        frame = np.asarray(observation, dtype=np.float32)
+        if self._identity:
+            out = frame.transpose(2, 0, 1) * np.float32(1.0 / 255.0)
+        else:
+            rows = np.tensordot(self._rows, frame, axes=(1, 0))  # (size, W, C)
+            out = np.tensordot(rows, self._cols, axes=(1, 1)).transpose(1, 0, 2)  # (C, size, size)
+        # Rows sum to 1, so values are convex combinations of [0, 1]; clip only removes
+        # float32 rounding (1.0000001) that would put the frame outside the Box.
+        return np.ascontiguousarray(np.clip(out, 0.0, 1.0), dtype=np.float32)
+
+
+class SquashedCarAction(gymnasium.ActionWrapper, RecordConstructorArgs):
+    """Real 3-vector -> CarRacing action ``(tanh(a0), sigmoid(a1), sigmoid(a2))``, the reference code's bounding."""
+
+    def __init__(self, env: gymnasium.Env):
+        RecordConstructorArgs.__init__(self)
+        gymnasium.ActionWrapper.__init__(self, env)
+        self.action_space = gymnasium.spaces.Box(-np.inf, np.inf, (3,), np.float32)
+
+    def action(self, action: np.ndarray) -> np.ndarray:
+        a = np.asarray(action, dtype=np.float64)
+        return np.array([np.tanh(a[0]), 1.0 / (1.0 + np.exp(-a[1])), 1.0 / (1.0 + np.exp(-a[2]))], dtype=np.float32)
+
+
+def make_car_racing(env_id: str = "CarRacing-v3", **options: Any) -> gymnasium.Env:
+    """CarRacing for Hebbian agents; options and defaults in :data:`DEFAULTS` (see the module docstring).
+
+    Returns an env whose observations are float32 ``(3, frame_size, frame_size)`` in [0, 1]
+    and whose actions are (steer, gas, brake) (or any real 3-vector with
+    ``action_mapping="paper"``); reward is the env's own (+1000/N per tile, -0.1 per frame).
+    """
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for {env_id}; CarRacing accepts {', '.join(DEFAULTS)}")
+    opts = {**DEFAULTS, **options}
+    if opts["action_mapping"] not in ("none", "paper"):
+        raise ValueError(f"action_mapping must be 'none' or 'paper', got {opts['action_mapping']!r}")
+    if opts["action_mapping"] == "paper" and not opts["continuous"]:
+        raise ValueError("action_mapping='paper' needs continuous=True (the discrete CarRacing has 5 actions, nothing to squash)")
+    if opts["neg_reward_limit"] is not None and (isinstance(opts["neg_reward_limit"], bool) or not isinstance(opts["neg_reward_limit"], int) or opts["neg_reward_limit"] < 0):
+        raise ValueError(f"neg_reward_limit must be a non-negative int or None (off, for evaluation), got {opts['neg_reward_limit']!r}")
+    if isinstance(opts["max_episode_steps"], bool) or not isinstance(opts["max_episode_steps"], int) or opts["max_episode_steps"] < 1:
+        raise ValueError(f"max_episode_steps must be a positive int, got {opts['max_episode_steps']!r}")
+
+    env = _base_car_racing(
+        env_id,
+        continuous=opts["continuous"],
+        render_mode=opts["render_mode"],
+        max_episode_steps=opts["max_episode_steps"],
+        lap_complete_percent=opts["lap_complete_percent"],
+        domain_randomize=opts["domain_randomize"],
+    )
+    env = PixelObservation(env, size=opts["frame_size"])
+    if opts["action_mapping"] == "paper":
+        env = SquashedCarAction(env)
+    if opts["neg_reward_limit"] is not None:
+        env = StopAfterNegativeRun(env, limit=opts["neg_reward_limit"], start_after=-1)
+    return env

@@ -1,0 +1,142 @@
+"""The paper's CNN, action heads, parameter spec and the agent fitness problem."""
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings, strategies as st
+
+from hebbian.agent import (AgentConfig, AgentProblem, BoxHead, CarRacingHead, DiscreteHead, ParamSpec, Policy,
+                           episode_seeds)
+from hebbian.encoders import make_encoder
+from hebbian.encoders.cnn import PaperCNN
+
+
+def torch_paper_cnn(frame, flat):
+    """The paper's CNN written plainly with torch.nn.functional (float64)."""
+    x = torch.from_numpy(frame.astype(np.float64))[None]
+    w1 = torch.from_numpy(flat[:162].astype(np.float64)).view(6, 3, 3, 3)
+    w2 = torch.from_numpy(flat[162:].astype(np.float64)).view(8, 6, 5, 5)
+    x = F.max_pool2d(torch.tanh(F.conv2d(x, w1)), 2)
+    x = F.max_pool2d(torch.tanh(F.conv2d(x, w2, stride=2)), 2)
+    return x.reshape(-1).numpy()
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), scale=st.sampled_from([0.05, 0.3, 2.0]))
+def test_cnn_matches_torch(seed, scale):
+    rng = np.random.default_rng(seed)
+    cnn = make_encoder("cnn")
+    assert cnn.num_params == 1362 and cnn.num_features == 648
+    flat = rng.uniform(-scale, scale, cnn.num_params).astype(np.float32)
+    frame = rng.random((3, 84, 84), dtype=np.float32)
+    cnn.set_params(flat)
+    # float32 sums of up to 150 products of size ~scale: error grows with the scale.
+    np.testing.assert_allclose(cnn.encode(frame), torch_paper_cnn(frame, flat), rtol=1e-5, atol=5e-6 * max(1.0, scale))
+
+
+def test_cnn_uses_the_flat_vector_as_a_view():
+    cnn = PaperCNN()
+    flat = np.full(cnn.num_params, 0.1, dtype=np.float32)
+    frame = np.random.default_rng(0).random((3, 84, 84), dtype=np.float32)
+    cnn.set_params(flat)
+    before = cnn.encode(frame).copy()
+    flat[162:] *= -1
+    assert not np.allclose(cnn.encode(frame), before)
+    with pytest.raises(ValueError, match="shape"):
+        cnn.encode(np.zeros((3, 96, 96), dtype=np.float32))
+
+
+def test_paper_parameter_counts():
+    car = AgentProblem("CarRacing-v3", AgentConfig(encoder="cnn"))
+    assert car.policy.spec.sizes() == {"encoder": 1362, "network": 456_640}
+    assert car.num_params == 458_002
+    ant = AgentProblem("AntBulletEnv-v0", AgentConfig(normalize=False))
+    assert ant.num_params == 61_440
+    static = AgentProblem("AntBulletEnv-v0", AgentConfig(network="static"))
+    assert static.num_params == 28 * 128 + 128 * 64 + 64 * 8
+
+
+def test_param_spec_views():
+    spec = ParamSpec((("encoder", 3), ("network", 5)))
+    flat = np.arange(8, dtype=np.float32)
+    views = spec.split(flat)
+    assert spec.num_params == 8 and list(views["network"]) == [3, 4, 5, 6, 7]
+    views["encoder"][0] = 42
+    assert flat[0] == 42
+    with pytest.raises(ValueError, match="needs"):
+        spec.split(np.zeros(7, dtype=np.float32))
+
+
+def test_policy_params_are_views_of_one_vector():
+    env = gym.make("CartPole-v1")
+    policy = Policy(AgentConfig(hidden=(8,)), env.observation_space, env.action_space)
+    flat = np.zeros(policy.num_params, dtype=np.float32)
+    policy.set_params(flat)
+    flat[:] = 0.3
+    assert np.all(policy.network.coefficients[0] == np.float32(0.3))
+
+
+def test_action_heads():
+    y = np.array([0.5, -2.0, 3.0], dtype=np.float32)
+    a = CarRacingHead()(y)
+    np.testing.assert_allclose(a, [np.tanh(0.5), 1 / (1 + np.exp(2.0)), 1 / (1 + np.exp(-3.0))], rtol=1e-6)
+    assert DiscreteHead(gym.spaces.Discrete(3, start=1))(y) == 3
+    box = gym.spaces.Box(low=np.array([0.0, -2.0, -np.inf]), high=np.array([4.0, 2.0, np.inf]), dtype=np.float32)
+    out = BoxHead(box)(y)
+    np.testing.assert_allclose(out, [(np.tanh(0.5) + 1) * 2, np.tanh(-2.0) * 2, 3.0], rtol=1e-6)
+    assert box.contains(out)
+
+
+def test_episode_seeds_are_independent_streams():
+    env_a, w_a = episode_seeds(1)
+    env_b, w_b = episode_seeds(2)
+    assert len({env_a, w_a, env_b, w_b}) == 4 and episode_seeds(1) == (env_a, w_a)
+
+
+def test_agent_problem_is_pure_and_picklable():
+    problem = AgentProblem("CartPole-v1", AgentConfig(hidden=(16,)))
+    params = problem.initial_params(0)
+    assert params.dtype == np.float32 and np.abs(params).max() <= 0.1
+    first = problem.evaluate(params, [3, 4])
+    assert problem.evaluate(params, [3, 4]) == first
+    clone = pickle.loads(pickle.dumps(problem))
+    assert clone.evaluate(params, [3, 4]) == first
+    fitness, steps, returns = first
+    assert len(returns) == 2 and fitness == pytest.approx(np.mean(returns)) and steps == sum(returns)  # CartPole: +1 per step
+    assert problem.evaluate(params, [5, 6]) != first
+
+
+def test_coefficient_penalty():
+    plain = AgentProblem("CartPole-v1", AgentConfig(hidden=(4,)))
+    penalised = AgentProblem("CartPole-v1", AgentConfig(hidden=(4,)), coeff_penalty=0.01)
+    params = plain.initial_params(1) * 10
+    f0, _, r0 = plain.evaluate(params, [0])
+    f1, _, r1 = penalised.evaluate(params, [0])
+    assert r0 == r1
+    assert f1 == pytest.approx(f0 - 0.01 * np.mean(params.astype(np.float64) ** 2), rel=1e-6)
+
+
+def test_carracing_agent_runs_headless():
+    problem = AgentProblem("CarRacing-v2", AgentConfig(encoder="cnn"), env_options={"neg_reward_limit": 20})
+    fitness, steps, returns = problem.evaluate(problem.initial_params(0), [7])
+    assert np.isfinite(fitness) and 0 < steps <= 1000
+
+
+def test_multi_morphology_fitness_is_the_mean():
+    cfg = AgentConfig(network="static", hidden=(8,))
+    options = {"max_episode_steps": 120}
+    both = AgentProblem("AntBulletEnv-v0", cfg, env_options=options, morphologies=["healthy", "damaged-right"])
+    params = both.initial_params(2)
+    fitness, _, returns = both.evaluate(params, [1])
+    singles = [AgentProblem("AntBulletEnv-v0", cfg, env_options={**options, "morphology": m}).evaluate(params, [1])[0]
+               for m in ("healthy", "damaged-right")]
+    assert returns == pytest.approx(tuple(singles))
+    assert fitness == pytest.approx(np.mean(singles))
+
+
+def test_unsupported_encoder_input_is_a_clear_error():
+    with pytest.raises(ValueError, match="takes observations of shape"):
+        AgentProblem("CartPole-v1", AgentConfig(encoder="cnn")).num_params

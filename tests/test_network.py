@@ -1,0 +1,192 @@
+"""Hebbian and static networks against a plain NumPy reference written here."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from hebbian.network import HebbianNetwork, StaticNetwork
+from hebbian.rules import RULE_NAMES, get_rule
+
+
+def reference_rollout(sizes, rule_name, coeffs_flat, w0, inputs, normalize, activation="tanh"):
+    """Obviously-correct float64 rollout: forward with W, then dW per synapse by the formula.
+
+    Returns the outputs of every step and the weights after the last update.
+    """
+    rule = get_rule(rule_name)
+    shapes = list(zip(sizes[:-1], sizes[1:]))
+    coeffs, off = [], 0
+    for a, b in shapes:
+        coeffs.append(coeffs_flat[off: off + a * b * rule.k].reshape(a, b, rule.k).astype(np.float64))
+        off += a * b * rule.k
+    ws = [w.astype(np.float64).copy() for w in w0]
+    act = {"tanh": np.tanh, "relu": lambda v: np.maximum(v, 0), "linear": lambda v: v}[activation]
+
+    def term(c, name):
+        return c[..., rule.terms.index(name)] if name in rule.terms else 0.0
+
+    outputs = []
+    for x in inputs:
+        pre = [x.astype(np.float64)]
+        for layer, w in enumerate(ws):
+            h = pre[-1] @ w
+            pre.append(act(h) if layer < len(ws) - 1 else h)
+        outputs.append(pre[-1])
+        for layer, (w, c) in enumerate(zip(ws, coeffs)):
+            oi = pre[layer][:, None]
+            oj = pre[layer + 1][None, :]
+            eta = term(c, "eta") if "eta" in rule.terms else 1.0
+            dw = eta * (term(c, "A") * oi * oj + term(c, "B") * oi + term(c, "C") * oj + term(c, "D"))
+            w += dw
+            if normalize:
+                w /= np.abs(w).max()
+    return outputs, ws
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 23), min_size=2, max_size=4),
+    rule=st.sampled_from(RULE_NAMES),
+    normalize=st.booleans(),
+    activation=st.sampled_from(["tanh", "relu", "linear"]),
+    steps=st.integers(1, 6),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_hebbian_kernel_matches_numpy_reference(sizes, rule, normalize, activation, steps, seed):
+    rng = np.random.default_rng(seed)
+    # The guard's limit is set out of reach: this test is about the arithmetic; the guard has its own.
+    net = HebbianNetwork(sizes, rule=rule, activation=activation, normalize=normalize, weight_limit=1e30)
+    params = rng.uniform(-0.5, 0.5, net.num_params).astype(np.float32)
+    net.set_params(params)
+    net.reset(seed)
+    w0 = [w.copy() for w in net.weights]
+    inputs = rng.uniform(-1, 1, (steps, sizes[0])).astype(np.float32)
+    outs = [net.step(x).copy() for x in inputs]
+    ref_outs, ref_ws = reference_rollout(sizes, rule, params, w0, inputs, normalize, activation)
+    for got, want in zip(outs, ref_outs):
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
+    for got, want in zip(net.weights, ref_ws):
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5)
+    assert not net.diverged
+
+
+def test_weights_property_mid_episode_does_not_change_the_trajectory():
+    """Reading the weights flushes the pending update; the outputs must be as if nobody looked."""
+    sizes = (9, 7, 5, 2)
+    rng = np.random.default_rng(3)
+    a, b = HebbianNetwork(sizes, normalize=True), HebbianNetwork(sizes, normalize=True)
+    params = rng.uniform(-1, 1, a.num_params).astype(np.float32)
+    for net in (a, b):
+        net.set_params(params)
+        net.reset(7)
+    for t in range(12):
+        x = rng.uniform(-1, 1, sizes[0]).astype(np.float32)
+        ya, yb = a.step(x).copy(), b.step(x).copy()
+        np.testing.assert_allclose(ya, yb, rtol=1e-5, atol=1e-6)
+        if t % 3 == 0:
+            _ = b.weights
+    for wa, wb in zip(a.weights, b.weights):
+        np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
+
+
+def test_parameter_layout_counts_and_views():
+    net = HebbianNetwork((648, 128, 64, 3), rule="ABCD_lr")
+    assert net.num_params == 456_640 and net.num_synapses == 91_328
+    assert HebbianNetwork((28, 128, 64, 8), rule="ABCD_lr").num_params == 61_440
+    assert HebbianNetwork((4, 3, 2), rule="AD").num_params == (12 + 6) * 2
+    coevo = HebbianNetwork((4, 3, 2), rule="A", init="coevolve")
+    assert coevo.num_params == 18 + 18
+
+    small = HebbianNetwork((4, 3, 2), rule="ABCD_lr")
+    flat = np.arange(small.num_params, dtype=np.float32)
+    small.set_params(flat)
+    c0, c1 = small.coefficients
+    assert c0.shape == (4, 3, 5) and c1.shape == (3, 2, 5)
+    # Layout: layer 0's synapse (i, j), term t at (i*3 + j)*5 + t; layer 1 follows.
+    assert c0[2, 1, 3] == (2 * 3 + 1) * 5 + 3
+    assert c1[0, 0, 0] == 60
+    assert np.shares_memory(c0, flat)
+
+
+def test_set_params_keeps_a_view():
+    sizes = (5, 4, 3)
+    net = HebbianNetwork(sizes, rule="ABCD_lr")
+    flat = np.full(net.num_params, 0.1, dtype=np.float32)
+    net.set_params(flat)
+    x = np.ones(5, dtype=np.float32)
+    net.reset(0)
+    net.step(x)
+    y_before = net.step(x).copy()
+    flat[:] = 0.9  # the network sees the change without another set_params
+    net.reset(0)
+    net.step(x)
+    assert not np.allclose(net.step(x), y_before)
+
+    static = StaticNetwork(sizes)
+    w = np.zeros(static.num_params, dtype=np.float32)
+    static.set_params(w)
+    assert np.all(static.step(x) == 0)
+    w[:] = 0.5
+    assert np.all(static.step(x) != 0)
+
+
+def test_reset_determinism_and_inits():
+    net = HebbianNetwork((6, 5, 4), init="uniform", init_scale=0.1)
+    net.set_params(np.zeros(net.num_params, dtype=np.float32))
+    net.reset(11)
+    a = [w.copy() for w in net.weights]
+    net.reset(11)
+    assert all(np.array_equal(x, y) for x, y in zip(a, net.weights))
+    net.reset(12)
+    assert not np.array_equal(a[0], net.weights[0])
+    assert all(np.abs(w).max() <= 0.1 and w.dtype == np.float32 for w in a)
+
+    xav = HebbianNetwork((6, 5, 4), init="xavier")
+    xav.set_params(np.zeros(xav.num_params, dtype=np.float32))
+    xav.reset(1)
+    assert np.abs(xav.weights[0]).max() <= np.sqrt(6 / 11)
+
+    coevo = HebbianNetwork((3, 2), rule="A", init="coevolve")
+    params = np.zeros(coevo.num_params, dtype=np.float32)
+    params[6:] = np.arange(6)
+    coevo.set_params(params)
+    coevo.reset(99)
+    np.testing.assert_array_equal(coevo.weights[0], np.arange(6, dtype=np.float32).reshape(3, 2))
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_divergence_guard_keeps_outputs_finite(normalize):
+    net = HebbianNetwork((8, 16, 4), rule="ABCD", normalize=normalize, weight_limit=100.0)
+    net.set_params(np.full(net.num_params, 1e20, dtype=np.float32))
+    net.reset(0)
+    x = np.ones(8, dtype=np.float32)
+    for _ in range(20):
+        y = net.step(x)
+        assert np.all(np.isfinite(y))
+    assert net.diverged
+    assert all(np.all(np.isfinite(w)) and np.abs(w).max() <= 100.0 for w in net.weights)
+    net.reset(0)
+    assert not net.diverged
+
+
+def test_static_network_matches_numpy():
+    rng = np.random.default_rng(0)
+    net = StaticNetwork((7, 6, 3), activation="tanh")
+    flat = rng.normal(size=net.num_params).astype(np.float32)
+    net.set_params(flat)
+    x = rng.normal(size=7).astype(np.float32)
+    w0, w1 = flat[:42].reshape(7, 6), flat[42:].reshape(6, 3)
+    np.testing.assert_allclose(net.step(x), np.tanh(x @ w0) @ w1, rtol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [dict(sizes=(3,)), dict(sizes=(3, 0, 2)), dict(sizes=(3, 2), rule="ABX"),
+                                 dict(sizes=(3, 2), init="zeros"), dict(sizes=(3, 2), activation="gelu")])
+def test_bad_configuration_is_one_clear_error(bad):
+    with pytest.raises(ValueError) as err:
+        HebbianNetwork(**bad)
+    assert "\n" not in str(err.value)
+
+
+def test_wrong_parameter_length():
+    net = HebbianNetwork((3, 2))
+    with pytest.raises(ValueError, match="needs 30"):
+        net.set_params(np.zeros(5, dtype=np.float32))
