@@ -6,7 +6,9 @@ Three task families (:func:`task_family`), each with its options and documented 
     Pixels as float32 ``(3, 84, 84)`` in [0, 1] and the paper's early stop for training.
     Options: ``frame_size=84``, ``neg_reward_limit=20`` (``None`` for evaluation),
     ``max_episode_steps=1000``, ``continuous=True``, ``render_mode=None``,
-    ``action_mapping="none"``, ``lap_complete_percent=0.95``, ``domain_randomize=False``.
+    ``action_mapping="none"``, ``lap_complete_percent=0.95``, ``domain_randomize=False``,
+    ``exact_env=False`` (True: Gymnasium's own CarRacing instead of the identical, faster
+    :class:`envs.fast_car_racing.FastCarRacing`; watching and evaluation use it).
     See :mod:`envs.car_racing`.
 
 ``quadruped`` (``AntBulletEnv-v0`` and the registered ``HebbianAnt-<morphology>-v0``)
@@ -69,6 +71,12 @@ for _morphology in MORPHOLOGIES:
             kwargs={"morphology": _morphology},
             max_episode_steps=1000,
         )
+
+# The fast CarRacing (identical frames, see envs.fast_car_racing); make() uses it for the
+# CarRacing names unless exact_env=True.
+if "FastCarRacing-v3" not in gymnasium.registry:
+    gymnasium.register(id="FastCarRacing-v3", entry_point="envs.fast_car_racing:FastCarRacing",
+                       max_episode_steps=1000, reward_threshold=900)
 
 _GENERIC_OPTIONS = ("max_episode_steps", "render_mode")
 

@@ -47,6 +47,9 @@ from gymnasium.utils import RecordConstructorArgs
 
 from envs.wrappers import StopAfterNegativeRun
 
+FAST_ID = "FastCarRacing-v3"
+"""Registered id of the fast, frame-identical CarRacing (see :mod:`envs.fast_car_racing`)."""
+
 NATIVE_FRAME = 96
 """Side of CarRacing's square frame in pixels."""
 
@@ -59,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
     "action_mapping": "none",
     "lap_complete_percent": 0.95,
     "domain_randomize": False,
+    "exact_env": False,
 }
 """Options of :func:`make_car_racing` with their defaults (what ``envs.make`` accepts for CarRacing)."""
 
@@ -71,12 +75,20 @@ def _base_car_racing(
     max_episode_steps: int = 1000,
     lap_complete_percent: float = 0.95,
     domain_randomize: bool = False,
+    exact_env: bool = False,
 ) -> gymnasium.Env:
     """The plain CarRacing env with its time limit: uint8 ``(96, 96, 3)`` frames, the env's own reward.
 
-    Every CarRacing built by this package comes from here; a faster drop-in implementation
-    plugs in at this single point.
+    Every CarRacing built by this package comes from here. By default it is
+    :class:`envs.fast_car_racing.FastCarRacing` (registered as ``FastCarRacing-v3``): the
+    same environment, frame for frame, drawn several times faster. ``exact_env=True``, or
+    an installed Gymnasium whose CarRacing the fast one no longer matches (a warning
+    says so), gives Gymnasium's own.
     """
+    from envs.fast_car_racing import FastCarRacing, car_racing_class
+
+    if car_racing_class(exact_env) is FastCarRacing:
+        env_id = FAST_ID
     return gymnasium.make(
         env_id,
         continuous=continuous,
@@ -172,6 +184,7 @@ def make_car_racing(env_id: str = "CarRacing-v3", **options: Any) -> gymnasium.E
         max_episode_steps=opts["max_episode_steps"],
         lap_complete_percent=opts["lap_complete_percent"],
         domain_randomize=opts["domain_randomize"],
+        exact_env=opts["exact_env"],
     )
     env = PixelObservation(env, size=opts["frame_size"])
     if opts["action_mapping"] == "paper":

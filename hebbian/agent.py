@@ -285,10 +285,15 @@ class AgentProblem:
         return self._policy
 
     def initial_params(self, seed: int) -> np.ndarray:
-        """Uniform in [-param_init_scale, param_init_scale], float32 (num_params,)."""
+        """Starting centre, float32 (num_params,): uniform in [-param_init_scale, param_init_scale],
+        except an encoder part drawn by the encoder's own `initial_params(seed)` where it has one."""
         rng = np.random.default_rng(seed)
         s = self.agent.param_init_scale
-        return (rng.random(self.num_params, dtype=np.float32) * 2 - 1) * np.float32(s)
+        flat = (rng.random(self.num_params, dtype=np.float32) * 2 - 1) * np.float32(s)
+        encoder = self.policy.encoder
+        if encoder is not None and encoder.num_params and hasattr(encoder, "initial_params"):
+            self.policy.spec.split(flat)["encoder"][:] = encoder.initial_params(seed)
+        return flat
 
     def evaluate(self, params: np.ndarray, seeds) -> tuple[float, int, tuple[float, ...]]:
         """Mean return over one episode per (seed, morphology), minus the penalty; steps; returns."""

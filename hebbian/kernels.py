@@ -10,8 +10,11 @@ forward pass: while row i of W is in cache we compute the pending dW, write the 
 and immediately use it for x_{t+1} . W_{t+1}. Each weight and coefficient is streamed once
 per step. Normalisation by max |w| is folded in the same way: the kernel keeps the weights
 unnormalised, scales the layer's pre-activations by 1 / max |w| (the forward pass is linear
-in W) and remembers that scale for the next update. `flush` applies a pending update on its
-own so that callers who look at the weights see exactly W_{t+1}.
+in W) and remembers that scale for the next update. `hebbian_flush` applies a pending
+update on its own so that callers who look at the weights see exactly W_{t+1}.
+
+One compiled kernel serves all rules (see `RULE_LAYOUTS`), so it is cached on disk
+(`cache=True`): workers and later processes load it instead of compiling again.
 
 Divergence guard
 ----------------
@@ -29,146 +32,174 @@ Arrays shared by the kernels (float32 unless noted; L = number of layers):
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 from numba import njit
 
-from hebbian.rules import Rule
+from hebbian.rules import RULE_NAMES, Rule
 
 ACTIVATIONS = {"linear": 0, "tanh": 1, "relu": 2}
+TERMS = ("A", "B", "C", "D", "eta")
 
 
-@functools.lru_cache(maxsize=None)
-def make_kernels(rule: Rule):
-    """Compile (step, flush) kernels specialised for `rule`.
+# Per rule of hebbian.rules.RULE_NAMES (by index): k and where A, B, C, D, eta sit within a
+# synapse's k coefficients (-1: absent). The kernels branch on the rule once per row and
+# pass these as literals, so every branch compiles to a loop with a constant stride and
+# without the absent terms, while one cached kernel serves every rule.
+RULE_LAYOUTS = (
+    (1, 0, -1, -1, -1, -1),   # A
+    (2, 0, -1, -1, 1, -1),    # AD
+    (3, 0, -1, -1, 1, 2),     # AD_lr
+    (3, 0, 1, 2, -1, -1),     # ABC
+    (4, 0, 1, 2, -1, 3),      # ABC_lr
+    (4, 0, 1, 2, 3, -1),      # ABCD
+    (5, 0, 1, 2, 3, 4),       # ABCD_lr
+)
 
-    The term positions are closure constants, so the compiled loop contains exactly the
-    terms the rule has; missing terms cost nothing.
+
+def rule_code(rule: Rule) -> int:
+    """The kernels' code for `rule` (its index in RULE_NAMES), checked against RULE_LAYOUTS."""
+    code = RULE_NAMES.index(rule.name)
+    assert RULE_LAYOUTS[code] == (rule.k, *(rule.index(t) for t in ("A", "B", "C", "D", "eta")))
+    return code
+
+
+@njit(inline="always")
+def _row_step(wr, cr, k, oa, ob, oc, od, oe, s, pi, post, xi, h, cm):
+    # One row i of a layer: the pending update, the |w| column max and the forward sum.
+    # dw = eta * ((A*pre + C)*post + (B*pre + D)) = eta * (A*pre*post + B*pre + C*post + D),
+    # read straight from each synapse's k interleaved coefficients; k and the offsets are
+    # literals here, so absent terms (offset -1) fold away at compile time. Unsigned
+    # indices spare Numba's negative-index wraparound, which keeps LLVM from vectorising.
+    kk = np.uint64(k)
+    for j in range(wr.shape[0]):
+        b = np.uint64(j) * kk
+        pj = post[j]
+        a = cr[b + np.uint64(oa)] * pi
+        if oc >= 0:
+            a += cr[b + np.uint64(oc)]
+        d = a * pj
+        if ob >= 0:
+            d += cr[b + np.uint64(ob)] * pi
+        if od >= 0:
+            d += cr[b + np.uint64(od)]
+        if oe >= 0:
+            d *= cr[b + np.uint64(oe)]
+        v = wr[j] * s + d
+        wr[j] = v
+        av = abs(v)
+        cm[j] = av if av > cm[j] else cm[j]
+        h[j] += xi * v
+
+
+@njit(inline="always")
+def _rule_row_step(code, wr, cr, s, pi, post, xi, h, cm):
+    # Dispatch on the rule with RULE_LAYOUTS' values as literals.
+    if code == 6:
+        _row_step(wr, cr, 5, 0, 1, 2, 3, 4, s, pi, post, xi, h, cm)
+    elif code == 5:
+        _row_step(wr, cr, 4, 0, 1, 2, 3, -1, s, pi, post, xi, h, cm)
+    elif code == 4:
+        _row_step(wr, cr, 4, 0, 1, 2, -1, 3, s, pi, post, xi, h, cm)
+    elif code == 3:
+        _row_step(wr, cr, 3, 0, 1, 2, -1, -1, s, pi, post, xi, h, cm)
+    elif code == 2:
+        _row_step(wr, cr, 3, 0, -1, -1, 1, 2, s, pi, post, xi, h, cm)
+    elif code == 1:
+        _row_step(wr, cr, 2, 0, -1, -1, 1, -1, s, pi, post, xi, h, cm)
+    else:
+        _row_step(wr, cr, 1, 0, -1, -1, -1, -1, s, pi, post, xi, h, cm)
+
+
+@njit(nogil=True, cache=True)
+def hebbian_step(x, weights, coeffs, code, k, scales, acts, parity, pending, sizes, w_off, c_off, a_off,
+                 hidden_act, normalize, limit, colmax):
+    """One network step; returns 1 if the divergence guard fired, else 0.
+
+    x: (sizes[0],) input. Writes this step's activations into acts[parity]; the output
+    layer's (linear) values are acts[parity, a_off[L]:]. code, k: the rule (`rule_code`)
+    and its coefficients per synapse. colmax: float32 scratch of 2 x max n_out.
     """
-    k = rule.k
-    ia, ib, ic, id_, ie = (rule.index(t) for t in ("A", "B", "C", "D", "eta"))
-
-    @njit(inline="always")
-    def delta(t, j, pre, post):
-        # eta * ((A*pre + C)*post + (B*pre + D)) from the row's de-interleaved coefficients
-        # t (k, n_out); each absent term folds away at compile time.
-        a = t[ia, j] * pre
-        if ic >= 0:
-            a += t[ic, j]
-        d = a * post
-        if ib >= 0:
-            d += t[ib, j] * pre
-        if id_ >= 0:
-            d += t[id_, j]
-        if ie >= 0:
-            d *= t[ie, j]
-        return d
-
-    @njit(inline="always")
-    def deinterleave(c, row, n_out, t):
-        # Row i's coefficients sit as (n_out, k) pairs; copying them to k contiguous rows
-        # (L1-resident) lets the main loop over j run on unit-stride SIMD lanes.
-        for j in range(n_out):
-            for q in range(k):
-                t[q, j] = c[(row + j) * k + q]
-
-    @njit(nogil=True, cache=False)
-    def step(x, weights, coeffs, scales, acts, parity, pending, sizes, w_off, c_off, a_off,
-             hidden_act, normalize, limit, scratch):
-        """One network step; returns 1 if the divergence guard fired, else 0.
-
-        x: (sizes[0],) input. Writes this step's activations into acts[parity]; the output
-        layer's (linear) values are acts[parity, a_off[L]:]. scratch: (k + 1, max n_out).
-        """
-        cur = acts[parity]
-        prev = acts[1 - parity]
-        num_layers = sizes.shape[0] - 1
-        diverged = 0
-        cur[: sizes[0]] = x
-        t = scratch[:k]
-        for layer in range(num_layers):
-            n_in = sizes[layer]
-            n_out = sizes[layer + 1]
-            xin = cur[a_off[layer]: a_off[layer] + n_in]
-            h = cur[a_off[layer + 1]: a_off[layer + 1] + n_out]
-            w = weights[w_off[layer]: w_off[layer] + n_in * n_out]
-            s = scales[layer]
-            h[:] = 0.0
-            if pending:
-                c = coeffs[c_off[layer]: c_off[layer] + n_in * n_out * k]
-                pre_prev = prev[a_off[layer]: a_off[layer] + n_in]
-                post_prev = prev[a_off[layer + 1]: a_off[layer + 1] + n_out]
-                cm = scratch[k, :n_out]
-                cm[:] = 0.0
-                for i in range(n_in):
-                    xi = xin[i]
-                    pi = pre_prev[i]
-                    row = i * n_out
-                    deinterleave(c, row, n_out, t)
-                    wr = w[row: row + n_out]
-                    for j in range(n_out):
-                        v = wr[j] * s + delta(t, j, pi, post_prev[j])
-                        wr[j] = v
-                        av = abs(v)
-                        cm[j] = av if av > cm[j] else cm[j]
-                        h[j] += xi * v
-                mx = cm.max()
-                if not (np.isfinite(h).all() and mx <= limit):
-                    diverged = 1
-                    mx = _repair_layer(w, xin, h, n_in, n_out, limit)
-                if normalize and mx > 0:
-                    inv = np.float32(1.0) / mx
-                    h *= inv
-                    scales[layer] = inv
-                else:
-                    scales[layer] = 1.0
-            else:
-                for i in range(n_in):
-                    xi = xin[i]
-                    row = i * n_out
-                    for j in range(n_out):
-                        h[j] += xi * w[row + j]
-                h *= s
-            if layer < num_layers - 1:
-                _activate(h, hidden_act)
-        return diverged
-
-    @njit(nogil=True, cache=False)
-    def flush(weights, coeffs, scales, acts, parity, sizes, w_off, c_off, a_off, normalize, limit, scratch):
-        """Apply the update pending from the step whose activations are acts[parity].
-
-        Leaves the true weights in `weights` (scales folded in, all set to 1).
-        Returns 1 if the divergence guard fired, else 0.
-        """
-        last = acts[parity]
-        diverged = 0
-        for layer in range(sizes.shape[0] - 1):
-            n_in = sizes[layer]
-            n_out = sizes[layer + 1]
-            w = weights[w_off[layer]: w_off[layer] + n_in * n_out]
+    cur = acts[parity]
+    prev = acts[1 - parity]
+    num_layers = sizes.shape[0] - 1
+    diverged = 0
+    cur[: sizes[0]] = x
+    for layer in range(num_layers):
+        n_in = sizes[layer]
+        n_out = sizes[layer + 1]
+        xin = cur[a_off[layer]: a_off[layer] + n_in]
+        h = cur[a_off[layer + 1]: a_off[layer + 1] + n_out]
+        w = weights[w_off[layer]: w_off[layer] + n_in * n_out]
+        s = scales[layer]
+        h[:] = 0.0
+        if pending:
             c = coeffs[c_off[layer]: c_off[layer] + n_in * n_out * k]
-            pre = last[a_off[layer]: a_off[layer] + n_in]
-            post = last[a_off[layer + 1]: a_off[layer + 1] + n_out]
-            s = scales[layer]
-            t = scratch[:k]
+            pre_prev = prev[a_off[layer]: a_off[layer] + n_in]
+            post_prev = prev[a_off[layer + 1]: a_off[layer + 1] + n_out]
+            cm = colmax[:n_out]
+            cm[:] = 0.0
             for i in range(n_in):
+                xi = xin[i]
+                pi = pre_prev[i]
                 row = i * n_out
-                deinterleave(c, row, n_out, t)
-                for j in range(n_out):
-                    w[row + j] = w[row + j] * s + delta(t, j, pre[i], post[j])
-            for idx in range(w.shape[0]):
-                v = w[idx]
-                if not (abs(v) <= limit):
-                    diverged = 1
-                    w[idx] = 0.0 if v != v else (limit if v > 0 else -limit)
-            mx = np.abs(w).max()
+                _rule_row_step(code, w[row: row + n_out], c[row * k: (row + n_out) * k], s, pi, post_prev, xi, h,
+                               cm)
+            mx = cm.max()
+            if not (np.isfinite(h).all() and mx <= limit):
+                diverged = 1
+                mx = _repair_layer(w, xin, h, n_in, n_out, limit)
             if normalize and mx > 0:
-                w *= np.float32(1.0) / mx
-            scales[layer] = 1.0
-        return diverged
+                inv = np.float32(1.0) / mx
+                h *= inv
+                scales[layer] = inv
+            else:
+                scales[layer] = 1.0
+        else:
+            for i in range(n_in):
+                xi = xin[i]
+                row = i * n_out
+                for j in range(n_out):
+                    h[j] += xi * w[row + j]
+            h *= s
+        if layer < num_layers - 1:
+            _activate(h, hidden_act)
+    return diverged
 
-    return step, flush
+
+@njit(nogil=True, cache=True)
+def hebbian_flush(weights, coeffs, code, k, scales, acts, parity, sizes, w_off, c_off, a_off, normalize, limit,
+                  colmax):
+    """Apply the update pending from the step whose activations are acts[parity].
+
+    Leaves the true weights in `weights` (scales folded in, all set to 1).
+    colmax: float32 scratch of 2 x max n_out. Returns 1 if the divergence guard fired, else 0.
+    """
+    last = acts[parity]
+    diverged = 0
+    for layer in range(sizes.shape[0] - 1):
+        n_in = sizes[layer]
+        n_out = sizes[layer + 1]
+        w = weights[w_off[layer]: w_off[layer] + n_in * n_out]
+        c = coeffs[c_off[layer]: c_off[layer] + n_in * n_out * k]
+        pre = last[a_off[layer]: a_off[layer] + n_in]
+        post = last[a_off[layer + 1]: a_off[layer + 1] + n_out]
+        s = scales[layer]
+        h = colmax[:n_out]   # the forward sum of a flush is not needed: xi = 0 below
+        cm = colmax[n_out: 2 * n_out]
+        for i in range(n_in):
+            row = i * n_out
+            _rule_row_step(code, w[row: row + n_out], c[row * k: (row + n_out) * k], s, pre[i], post,
+                           np.float32(0.0), h, cm)
+        for idx in range(w.shape[0]):
+            v = w[idx]
+            if not (abs(v) <= limit):
+                diverged = 1
+                w[idx] = 0.0 if v != v else (limit if v > 0 else -limit)
+        mx = np.abs(w).max()
+        if normalize and mx > 0:
+            w *= np.float32(1.0) / mx
+        scales[layer] = 1.0
+    return diverged
 
 
 @njit(nogil=True, cache=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hebbian.kernels import ACTIVATIONS, make_kernels
+from hebbian.kernels import ACTIVATIONS, hebbian_flush, hebbian_step, rule_code
 from hebbian.rules import get_rule
 
 INITS = ("uniform", "normal", "xavier", "coevolve")
@@ -83,12 +83,13 @@ class HebbianNetwork:
         self._weights = np.zeros(self.num_synapses, dtype=np.float32)
         self._scales = np.ones(len(shapes), dtype=np.float32)
         self._acts = np.zeros((2, int(self._a_off[-1])), dtype=np.float32)
-        self._scratch = np.zeros((self.rule.k + 1, max(self.sizes[1:])), dtype=np.float32)
+        self._k = self.rule.k
+        self._code = rule_code(self.rule)
+        self._colmax = np.zeros(2 * max(self.sizes[1:]), dtype=np.float32)
         out = slice(int(self._a_off[-2]), int(self._a_off[-1]))
         self._outputs = (self._acts[0, out], self._acts[1, out])  # views, made once
         self._weight_views = [self._weights[self._w_off[i]: self._w_off[i + 1]].reshape(shape)
                               for i, shape in enumerate(shapes)]
-        self._step, self._flush = make_kernels(self.rule)
         self._params = None
         self._parity, self._pending = 0, False
         self.diverged = False
@@ -133,9 +134,9 @@ class HebbianNetwork:
         if self._params is None:
             self._require_params()
         self._parity ^= 1
-        flag = self._step(x, self._weights, self._params, self._scales, self._acts, self._parity, self._pending,
-                          self._sizes, self._w_off, self._c_off, self._a_off, self._act_code, self.normalize,
-                          self.weight_limit, self._scratch)
+        flag = hebbian_step(x, self._weights, self._params, self._code, self._k, self._scales,
+                            self._acts, self._parity, self._pending, self._sizes, self._w_off, self._c_off,
+                            self._a_off, self._act_code, self.normalize, self.weight_limit, self._colmax)
         self._pending = True
         self.diverged |= bool(flag)
         return self._outputs[self._parity]
@@ -144,9 +145,9 @@ class HebbianNetwork:
     def weights(self) -> list[np.ndarray]:
         """Current weights per layer, float32 (n_in, n_out) views (the update of the last step applied)."""
         if self._pending:
-            flag = self._flush(self._weights, self._params, self._scales, self._acts, self._parity,
-                               self._sizes, self._w_off, self._c_off, self._a_off, self.normalize,
-                               self.weight_limit, self._scratch)
+            flag = hebbian_flush(self._weights, self._params, self._code, self._k, self._scales,
+                                 self._acts, self._parity, self._sizes, self._w_off, self._c_off, self._a_off,
+                                 self.normalize, self.weight_limit, self._colmax)
             self.diverged |= bool(flag)
             self._pending = False
         elif not np.all(self._scales == 1.0):

@@ -26,9 +26,8 @@ def assert_env_checks(env: gymnasium.Env) -> None:
     assert unexpected == []
 
 
-@pytest.mark.parametrize("morphology", envs.MORPHOLOGIES)
-def test_check_env_passes_for_every_registered_id(morphology):
-    env_id = envs.quadruped_id(morphology)
+@pytest.mark.parametrize("env_id", [envs.quadruped_id(m) for m in envs.MORPHOLOGIES] + ["FastCarRacing-v3"])
+def test_check_env_passes_for_every_registered_id(env_id):
     assert env_id in gymnasium.registry
     env = gymnasium.make(env_id)
     assert_env_checks(env)
@@ -40,6 +39,7 @@ def test_check_env_passes_for_every_registered_id(morphology):
     [
         ("CarRacing-v3", {}),
         ("CarRacing-v3", {"frame_size": 96, "neg_reward_limit": None}),
+        ("CarRacing-v3", {"exact_env": True}),
         ("AntBulletEnv-v0", {"morphology": "damaged-right"}),
         ("LunarLander-v3", {}),
     ],
@@ -48,6 +48,15 @@ def test_check_env_passes_for_envs_make(env_id, options):
     env = envs.make(env_id, **options)
     assert_env_checks(env)
     env.close()
+
+
+def test_car_racing_trains_on_the_fast_env_and_exact_env_gives_gymnasiums():
+    from gymnasium.envs.box2d.car_racing import CarRacing
+
+    from envs.fast_car_racing import FastCarRacing
+
+    assert type(envs.make("CarRacing-v3").unwrapped) is FastCarRacing
+    assert type(envs.make("CarRacing-v3", exact_env=True).unwrapped) is CarRacing
 
 
 def test_registered_ids_are_the_documented_ones():
@@ -75,7 +84,9 @@ def test_old_names_map_to_installed_version_with_one_notice(alias, target):
     assert len(notices) == 1
     message = str(notices[0].message)
     assert "\n" not in message and alias in message and target in message
-    assert env.unwrapped.spec.id == target
+    # CarRacing names train on the frame-identical fast env, registered under its own id.
+    fast = envs.task_family(target) == "car_racing"
+    assert env.unwrapped.spec.id == ("FastCarRacing-v3" if fast else target)
     env.close()
 
 

@@ -18,12 +18,13 @@ _REGISTRY = {
 # Names with a parameter after the prefix, e.g. "vit-linformer" or "pretrained:PATH".
 _PREFIXED = {
     "vit-": "hebbian.encoders.vit:make_vit_encoder",
+    "pretrained:": "hebbian.encoders.pretrained:load_pretrained_encoder",
 }
 
 
 def encoder_names() -> list[str]:
     """Names accepted by `make_encoder` (prefixed families shown with a placeholder)."""
-    return sorted(_REGISTRY) + [p + "<mechanism>" for p in _PREFIXED]
+    return sorted(_REGISTRY) + ["vit-<mechanism>", "pretrained:<path>"]
 
 
 def _load(target: str):

@@ -1,0 +1,146 @@
+"""scripts/evolve.py as a user runs it: real subprocesses, real environments, real files."""
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EVOLVE = [sys.executable, str(ROOT / "scripts" / "evolve.py")]
+FITNESS_COLUMNS = ("generation", "env_steps", "fitness_mean", "fitness_max", "fitness_min", "fitness_std",
+                   "sigma", "lr", "eval_mean", "eval_std")
+# CartPole settings that solve it in well under a minute on one core.
+CARTPOLE = ["CartPole-v1", "--popsize", "32", "--hidden", "32", "--episodes", "2", "--quiet"]
+
+
+def evolve(*args, timeout=600, check=True):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([*EVOLVE, *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                          env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"evolve.py failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def rows(run_dir):
+    with open(Path(run_dir) / "progress.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def fitness_columns(run_dir, columns=FITNESS_COLUMNS):
+    return [tuple(r[c] for c in columns) for r in rows(run_dir)]
+
+
+# A run extended with --resume --generations N had its "final" held-out evaluation at its
+# old last generation, so only the training columns can match a run that was never stopped.
+TRAINING_COLUMNS = FITNESS_COLUMNS[:-2]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("network", ["hebbian", "static"])
+def test_cartpole_is_solved(tmp_path, network):
+    """The centre scores >= 475 over 100 held-out episodes (CartPole-v1's 'solved')."""
+    run = tmp_path / network
+    evolve(*CARTPOLE, "--network", network, "--generations", "40", "--eval-every", "0", "--eval-episodes", "100",
+           "--backend", "serial", "--seed", "1", "--run-dir", run)
+    last = rows(run)[-1]
+    assert float(last["eval_mean"]) >= 475, last
+    config = json.loads((run / "config.json").read_text())
+    assert config["network"] == network and config["eval_episodes"] == 100
+    assert (run / "best.npz").exists() and any((run / "checkpoints").iterdir())
+
+
+@pytest.mark.slow
+def test_same_seed_same_progress_serial_and_ray_with_one_and_two_workers(tmp_path):
+    common = [*CARTPOLE, "--popsize", "8", "--generations", "3", "--eval-every", "2", "--eval-episodes", "3",
+              "--seed", "5"]
+    evolve(*common, "--backend", "serial", "--run-dir", tmp_path / "serial")
+    evolve(*common, "--backend", "ray", "--workers", "1", "--run-dir", tmp_path / "ray1")
+    evolve(*common, "--backend", "ray", "--workers", "2", "--run-dir", tmp_path / "ray2")
+    serial = fitness_columns(tmp_path / "serial")
+    assert len(serial) == 3
+    assert fitness_columns(tmp_path / "ray1") == serial
+    assert fitness_columns(tmp_path / "ray2") == serial
+
+
+def test_help_shows_every_default():
+    out = evolve("--help").stdout
+    for text in ("--popsize", "car_racing 200", "generic 64", "--rule", "ABCD_lr", "--ray-address", "--resume",
+                 "--config", "--eval-every", "--strategy"):
+        assert text in out
+
+
+def test_config_file_then_flags(tmp_path):
+    toml = tmp_path / "run.toml"
+    toml.write_text('popsize = 6\ngenerations = 1\nhidden = [4]\nsigma = 0.05\n[env_options]\nmax_episode_steps = 20\n')
+    run = tmp_path / "run"
+    evolve("CartPole-v1", "--config", toml, "--sigma", "0.2", "--backend", "serial", "--eval-episodes", "1",
+           "--run-dir", run, "--quiet")
+    config = json.loads((run / "config.json").read_text())
+    assert config["popsize"] == 6 and config["hidden"] == [4] and config["sigma"] == 0.2
+    assert config["env_options"] == {"max_episode_steps": 20}
+    assert config["versions"]["numpy"]
+
+
+@pytest.mark.parametrize("encoder", ["cnn", "patch-attention"])
+def test_car_racing_smoke_with_pixel_encoders(tmp_path, encoder):
+    run = tmp_path / encoder
+    evolve("CarRacing-v2", "--encoder", encoder, "--popsize", "2", "--generations", "1", "--max-steps", "15",
+           "--eval-episodes", "1", "--backend", "serial", "--run-dir", run, "--quiet")
+    config = json.loads((run / "config.json").read_text())
+    assert config["env_options"]["frame_size"] == (84 if encoder == "cnn" else 96)
+    assert len(rows(run)) == 1
+
+
+def test_resume_continues_and_refuses_changed_settings(tmp_path):
+    run = tmp_path / "run"
+    args = [*CARTPOLE, "--popsize", "6", "--hidden", "4", "--eval-episodes", "1", "--backend", "serial",
+            "--seed", "3"]
+    evolve(*args, "--generations", "2", "--run-dir", run)
+    evolve("--resume", run, "--generations", "3", "--backend", "serial")
+    assert [r["generation"] for r in rows(run)] == ["0", "1", "2"]
+    whole = tmp_path / "whole"
+    evolve(*args, "--generations", "3", "--run-dir", whole)
+    assert fitness_columns(whole, TRAINING_COLUMNS) == fitness_columns(run, TRAINING_COLUMNS)
+    proc = evolve("--resume", run, "--popsize", "8", check=False)
+    assert proc.returncode == 2 and "keeps its settings" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["CarRacing-v9"], "CarRacing-v3"),                     # unknown id: close matches listed
+        (["CartPole-v1", "--popsize", "7"], "even"),            # odd population for antithetic pairs
+        (["CartPole-v1", "--generations", "0"], "generations must be a positive"),
+        (["CartPole-v1", "--hidden", "0"], "hidden layer widths"),
+        (["CartPole-v1", "--max-steps", "-1"], "max-steps"),
+        ([], "name an environment id"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_status_2(args, message):
+    proc = evolve(*args, "--backend", "serial", check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_resume_from_a_folder_that_is_not_a_run(tmp_path):
+    proc = evolve("--resume", tmp_path, check=False)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_damaged_checkpoint_is_reported_and_the_previous_one_is_used(tmp_path):
+    run = tmp_path / "run"
+    args = ["CartPole-v1", "--popsize", "4", "--hidden", "4", "--eval-episodes", "1", "--backend", "serial",
+            "--quiet", "--seed", "2"]
+    evolve(*args, "--generations", "2", "--run-dir", run)
+    newest = sorted((run / "checkpoints").glob("*.npz"))[-1]
+    newest.write_bytes(newest.read_bytes()[:-20] + b"x" * 20)
+    proc = evolve("--resume", run, "--generations", "3", "--backend", "serial")
+    assert newest.name in proc.stderr + proc.stdout  # the damage is named
+    whole = tmp_path / "whole"
+    evolve(*args, "--generations", "3", "--run-dir", whole)
+    assert fitness_columns(whole, TRAINING_COLUMNS) == fitness_columns(run, TRAINING_COLUMNS)
