@@ -1,0 +1,75 @@
+"""Progress display: a rich bar for terminals, one plain line per generation for logs.
+
+Modes: "bar" (rich: generation, best and mean fitness, env steps/s, time left),
+"lines" (alias "quiet": one line per generation on stderr, for log files),
+"none" (silent), "auto" (bar on a terminal, lines otherwise). True = "auto", False = "none".
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+from .errors import UsageError
+
+MODES = ("auto", "bar", "lines", "quiet", "none")
+
+
+def resolve_mode(progress: str | bool) -> str:
+    if progress is True:
+        progress = "auto"
+    elif progress is False:
+        progress = "none"
+    if progress not in MODES:
+        raise UsageError(f"progress must be one of {MODES} (or True/False), got {progress!r}")
+    if progress == "quiet":
+        return "lines"
+    if progress == "auto":
+        return "bar" if sys.stderr.isatty() else "lines"
+    return progress
+
+
+class ProgressReporter:
+    """Context manager; call `update` once per finished generation."""
+
+    def __init__(self, progress: str | bool, total: int, start: int):
+        self.mode = resolve_mode(progress)
+        self.total, self.start = total, start
+        self._t0 = time.perf_counter()
+        self._bar = None
+
+    def __enter__(self):
+        if self.mode == "bar":
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn("gen"), MofNCompleteColumn(), BarColumn(),
+                TextColumn("best {task.fields[best]}  mean {task.fields[mean]}  eval {task.fields[eval]}"),
+                TextColumn("{task.fields[sps]} steps/s"), TimeRemainingColumn(),
+                console=Console(stderr=True), transient=False,
+            )
+            self._bar.__enter__()
+            self._task = self._bar.add_task("evolve", total=self.total, completed=self.start,
+                                            best="-", mean="-", eval="-", sps="-")
+        return self
+
+    def update(self, generation: int, best: float, mean: float, eval_mean: float | None, steps_per_s: float) -> None:
+        """Report generation `generation` (0-based) as finished."""
+        done = generation + 1
+        ev = "-" if eval_mean is None else f"{eval_mean:.4g}"
+        if self.mode == "bar":
+            self._bar.update(self._task, completed=done, best=f"{best:.4g}", mean=f"{mean:.4g}", eval=ev, sps=f"{steps_per_s:.0f}")
+        elif self.mode == "lines":
+            elapsed = time.perf_counter() - self._t0
+            left = elapsed / max(done - self.start, 1) * (self.total - done)
+            print(f"gen {done}/{self.total} best {best:.6g} mean {mean:.6g} eval {ev} "
+                  f"steps/s {steps_per_s:.0f} left {_hms(left)}", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"

@@ -1,0 +1,56 @@
+"""Fitness shaping: functions from raw fitness (P,) to the weights (P,) an ES update uses.
+
+Swap one in by name (`SHAPINGS[name]`) or pass any function with the same shape contract.
+Higher fitness is better; the output has no units.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from scipy.stats import rankdata
+
+Shaping = Callable[[np.ndarray], np.ndarray]
+
+
+def centered_ranks(fitness: np.ndarray) -> np.ndarray:
+    """Ranks scaled to [-0.5, 0.5] (Salimans et al. 2017), float64 (P,).
+
+    Ties share their average rank, so two members with equal fitness get equal weight and an
+    antithetic pair that ties contributes nothing (argsort ranks would break the tie by index
+    and inject a spurious gradient).
+    """
+    fitness = np.asarray(fitness, dtype=np.float64)
+    if fitness.size < 2:
+        return np.zeros_like(fitness)
+    ranks = rankdata(fitness, method="average") - 1.0  # 0 .. P-1
+    return ranks / (fitness.size - 1) - 0.5
+
+
+def z_score(fitness: np.ndarray) -> np.ndarray:
+    """(f - mean) / std, float64 (P,); all zeros when every fitness is equal."""
+    fitness = np.asarray(fitness, dtype=np.float64)
+    std = fitness.std()
+    if std == 0.0:
+        return np.zeros_like(fitness)
+    return (fitness - fitness.mean()) / std
+
+
+def raw(fitness: np.ndarray) -> np.ndarray:
+    """The fitness itself, float64 (P,) (unbiased gradient estimates, used by tests)."""
+    return np.asarray(fitness, dtype=np.float64).copy()
+
+
+SHAPINGS: dict[str, Shaping] = {"centered_ranks": centered_ranks, "z_score": z_score, "raw": raw}
+
+
+def get_shaping(shaping: str | Shaping) -> tuple[str, Shaping]:
+    """Resolve a shaping given by name or as a function; returns (name for config.json, function)."""
+    from .errors import UsageError
+
+    if callable(shaping):
+        return getattr(shaping, "__name__", repr(shaping)), shaping
+    try:
+        return shaping, SHAPINGS[shaping]
+    except KeyError:
+        raise UsageError(f"unknown fitness shaping {shaping!r}; choose one of {sorted(SHAPINGS)}") from None

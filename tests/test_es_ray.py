@@ -1,0 +1,106 @@
+"""RayEvaluator: same numbers as serial with 1 or 2 workers, light wire traffic, worker death."""
+from __future__ import annotations
+
+import csv
+import os
+import pickle
+import threading
+
+import numpy as np
+import pytest
+
+import es
+from es import seeding
+from es_problems import KillWorkerOnce, NoisySphere, Raises
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+FITNESS_COLUMNS = ("generation", "env_steps", "fitness_mean", "fitness_max", "fitness_min", "fitness_std",
+                   "sigma", "lr", "eval_mean", "eval_std")
+
+
+def columns(run_dir):
+    with open(run_dir / "progress.csv", newline="") as f:
+        return [{k: r[k] for k in FITNESS_COLUMNS} for r in csv.DictReader(f)]
+
+
+def run(evaluator, problem, run_dir, name):
+    strategy = es.make_strategy(name, problem.num_params, 8, 0.3, **({"lr": 0.2} if name != "sep-cma" else {}))
+    return es.evolve(problem, strategy, evaluator, run_dir, generations=4, episodes=2, seed=11,
+                     eval_every=2, eval_episodes=3, progress="none")
+
+
+def test_serial_ray1_ray2_give_identical_runs(tmp_path):
+    problem = NoisySphere(6)
+    for name in ("openai-es", "sep-cma"):
+        run(es.SerialEvaluator(problem), problem, tmp_path / f"serial-{name}", name)
+    with es.RayEvaluator(problem, num_workers=1) as one:
+        run(one, problem, tmp_path / "ray1-openai-es", "openai-es")
+    with es.RayEvaluator(problem, num_workers=2) as two:
+        assert len(set(two.worker_pids())) == 2
+        result = run(two, problem, tmp_path / "ray2-openai-es", "openai-es")
+        run(two, problem, tmp_path / "ray2-sep-cma", "sep-cma")
+    assert columns(tmp_path / "serial-openai-es") == columns(tmp_path / "ray1-openai-es") == columns(tmp_path / "ray2-openai-es")
+    assert columns(tmp_path / "serial-sep-cma") == columns(tmp_path / "ray2-sep-cma")
+    np.testing.assert_array_equal(result.centre, es.load_params(tmp_path / "serial-openai-es", "latest"))
+
+
+def test_only_seeds_cross_the_wire_per_member():
+    n, popsize = 50_000, 8
+    problem = NoisySphere(n)
+    strategy = es.make_strategy("openai-es", n, popsize, 0.1, lr=0.1)
+    state = strategy.init(np.zeros(n, np.float32), 0)
+    pop = strategy.ask(state)
+    seeds = [seeding.train_episode_seeds(0, 0, g, 2) for g in pop.groups]
+    with es.RayEvaluator(problem, num_workers=2) as evaluator:
+        ev = evaluator.evaluate(pop.shared, pop.members, seeds)
+    shared_bytes = len(pickle.dumps(pop.shared, protocol=5))
+    assert shared_bytes > 4 * n  # the centre goes out once ...
+    per_member = (ev.bytes_sent - shared_bytes) / popsize
+    assert 0 < per_member < 300  # ... and each member costs a seed, a sign and two object ids
+    serial = es.SerialEvaluator(problem).evaluate(pop.shared, pop.members, seeds)
+    np.testing.assert_array_equal(ev.fitness, serial.fitness)
+    np.testing.assert_array_equal(ev.steps, serial.steps)
+    assert ev.returns == serial.returns
+
+
+@pytest.mark.parametrize("restarts", [3, 0], ids=["ray-restarts-actor", "evaluator-replaces-actor"])
+def test_worker_killed_mid_generation_gives_clean_results(tmp_path, restarts):
+    """Ray's own actor restart + task retry, and (restarts=0) the evaluator's resubmission to a fresh actor."""
+    marker = tmp_path / "killed.pid"
+    problem = KillWorkerOnce(NoisySphere(6), marker, delay=0.05)
+    strategy = es.make_strategy("openai-es", 6, 8, 0.3, lr=0.2)
+    pop = strategy.ask(strategy.init(problem.initial_params(0), 3))
+    seeds = [seeding.train_episode_seeds(3, 0, g, 2) for g in pop.groups]
+    clean = es.SerialEvaluator(NoisySphere(6)).evaluate(pop.shared, pop.members, seeds)
+    with es.RayEvaluator(problem, num_workers=2, max_restarts=restarts, max_task_retries=restarts) as evaluator:
+        ev = evaluator.evaluate(pop.shared, pop.members, seeds)
+        alive = evaluator.worker_pids()
+        assert (evaluator.resubmissions > 0) == (restarts == 0)
+    killed = int(marker.read_text())  # a worker really died: its pid is gone and was replaced
+    assert killed not in alive
+    with pytest.raises(ProcessLookupError):
+        os.kill(killed, 0)
+    np.testing.assert_array_equal(ev.fitness, clean.fitness)
+    assert ev.returns == clean.returns
+
+
+def test_problem_exception_is_one_line_evaluation_error():
+    problem = Raises(3)
+    strategy = es.make_strategy("openai-es", 3, 2, 0.1)
+    pop = strategy.ask(strategy.init(np.zeros(3, np.float32), 0))
+    with es.RayEvaluator(problem, num_workers=1) as evaluator:
+        with pytest.raises(es.EvaluationError, match="member 0: ValueError: boom") as info:
+            evaluator.evaluate(pop.shared, pop.members, [[1], [1]])
+    assert "\n" not in str(info.value)
+    with pytest.raises(es.EvaluationError, match="member 0: ValueError: boom"):
+        es.SerialEvaluator(problem).evaluate(pop.shared, pop.members, [[1], [1]])
+
+
+def test_bad_worker_count_and_unpicklable_problem():
+    with pytest.raises(es.UsageError, match="num_workers"):
+        es.RayEvaluator(NoisySphere(2), num_workers=0)
+    problem = NoisySphere(2)
+    problem.lock = threading.Lock()  # not picklable, even by cloudpickle
+    with pytest.raises(es.UsageError, match="must be picklable"):
+        es.RayEvaluator(problem, num_workers=1)
