@@ -4,14 +4,18 @@ Runs each task in this single process (one core; BLAS held to one thread) for a 
 wall-clock budget, resetting whenever an episode ends, and counts ``env.step`` calls per
 second (resets, and the quadruped's 40 burn-in steps inside them, are part of the cost
 but not counted as steps). Early stops are off so that episodes have their full length.
+CarRacing is measured twice: the fast frame-identical env that training uses and
+Gymnasium's own (``exact_env=True``).
 
-    python benchmarks/envs.py                       # all tasks, 10 s each
-    python benchmarks/envs.py --seconds 3 --tasks CarRacing LunarLander
-    python benchmarks/envs.py --no-markdown          # JSON only
+Then (``--generation``, on by default) the wall time of one CarRacing evolution generation
+with each of the two envs: the paper's agent (CNN + ABCD_lr 648-128-64-3) and early stop,
+a population of ``--popsize`` on a local Ray with ``--workers`` workers, the same seeds
+(so the same episodes) for both.
 
-Writes ``benchmarks/results/envs.json`` and the "Environments" section of
-``BENCHMARKS.md`` (between ``<!-- envs:begin -->`` and ``<!-- envs:end -->``; the rest
-of the file is kept). Timings are measurements, never assertions.
+    python -m benchmarks.envs                       # all tasks, 10 s each, and the generation
+    python -m benchmarks.envs --seconds 3 --tasks CarRacing LunarLander --no-generation
+
+Writes ``benchmarks/results/envs.json``. Timings are measurements, never assertions.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ def tasks() -> dict[str, tuple[str, dict]]:
     """Task label -> (env id, options to envs.make)."""
     table = {
         "CarRacing (3x84x84)": ("CarRacing-v3", {"neg_reward_limit": None}),
+        "CarRacing exact (3x84x84)": ("CarRacing-v3", {"neg_reward_limit": None, "exact_env": True}),
         "LunarLander": ("LunarLander-v3", {}),
     }
     for morphology in envs.MORPHOLOGIES:
@@ -67,29 +72,25 @@ def steps_per_second(env_id: str, options: dict, seconds: float, seed: int = 0) 
     return {"env_id": env_id, "options": options, "steps": steps, "episodes_finished": episodes, "seconds": round(elapsed, 3), "steps_per_second": round(steps / elapsed, 1)}
 
 
-def markdown(results: dict) -> str:
-    lines = [
-        "## Environments",
-        "",
-        f"Steps per second on one core, random actions (`python benchmarks/envs.py`), {results['machine']['processor'] or results['machine']['machine']}, {results['date']}.",
-        "",
-        "| task | id | steps/s |",
-        "|---|---|---:|",
-    ]
-    for label, row in results["tasks"].items():
-        lines.append(f"| {label} | `{row['env_id']}` | {row['steps_per_second']:.0f} |")
-    return "\n".join(lines)
+def car_racing_generation(exact_env: bool, popsize: int, workers: int, seed: int = 0) -> dict:
+    """Wall time of evaluating one CarRacing population (the paper's agent, early stop on)."""
+    import es
+    from hebbian import presets
 
-
-def write_markdown_section(path: Path, section: str) -> None:
-    begin, end = "<!-- envs:begin -->", "<!-- envs:end -->"
-    block = f"{begin}\n{section}\n{end}"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
+    cfg = presets.resolve_config("CarRacing-v2", flag_values={"popsize": popsize, "seed": seed,
+                                                              "env_options": {"exact_env": exact_env}})
+    problem = presets.problem_from_config(cfg)
+    strategy = es.make_strategy("openai-es", problem.num_params, popsize, cfg["sigma"], cfg["lr"])
+    state = strategy.init(problem.initial_params(seed), seed)
+    population = strategy.ask(state)
+    seeds = [es.seeding.train_episode_seeds(seed, 0, group, 1) for group in population.groups]
+    with es.RayEvaluator(problem, num_workers=workers) as evaluator:
+        evaluator.evaluate(population.shared, population.members[:workers], seeds[:workers])  # start actors
+        start = time.perf_counter()
+        result = evaluator.evaluate(population.shared, population.members, seeds)
+        seconds = time.perf_counter() - start
+    return {"exact_env": exact_env, "popsize": popsize, "workers": workers, "seconds": round(seconds, 2),
+            "env_steps": int(result.steps.sum()), "steps_per_second": round(float(result.steps.sum()) / seconds, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="wall-clock seconds per task (default 10)")
     parser.add_argument("--tasks", nargs="*", default=None, help="only tasks whose label contains one of these words")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "envs.json")
-    parser.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md")
-    parser.add_argument("--no-markdown", action="store_true", help="write the JSON only")
+    parser.add_argument("--no-generation", action="store_true", help="skip the CarRacing generation timing")
+    parser.add_argument("--popsize", type=int, default=32, help="population of the generation timing (default 32)")
+    parser.add_argument("--workers", type=int, default=2, help="Ray workers of the generation timing (default 2)")
     args = parser.parse_args(argv)
 
     selected = {label: spec for label, spec in tasks().items() if args.tasks is None or any(word.lower() in label.lower() for word in args.tasks)}
@@ -118,12 +120,27 @@ def main(argv: list[str] | None = None) -> int:
         results["tasks"][label] = row
         print(f"{label:28s} {row['steps_per_second']:8.1f} steps/s", flush=True)
 
+    fast, exact = (results["tasks"].get(f"CarRacing{x} (3x84x84)") for x in ("", " exact"))
+    if fast and exact:
+        results["car_racing_speedup"] = round(fast["steps_per_second"] / exact["steps_per_second"], 2)
+        print(f"FastCarRacing / Gymnasium CarRacing: {results['car_racing_speedup']:.2f}x")
+    if not args.no_generation:
+        import ray
+
+        ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
+        try:
+            results["car_racing_generation"] = [car_racing_generation(exact, args.popsize, args.workers)
+                                                for exact in (False, True)]
+        finally:
+            ray.shutdown()
+        for row in results["car_racing_generation"]:
+            print(f"CarRacing generation, {'exact' if row['exact_env'] else 'fast'} env: {row['seconds']:.1f} s "
+                  f"for {row['popsize']} individuals on {row['workers']} workers ({row['env_steps']} env steps)")
+
     args.json.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.json.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")
     os.replace(tmp, args.json)
-    if not args.no_markdown:
-        write_markdown_section(args.markdown, markdown(results))
     return 0
 
 

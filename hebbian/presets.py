@@ -3,7 +3,7 @@
 A run configuration is one flat dict (what `config.json` holds) with these keys:
 
     env_id, env_options (dict), morphologies (list or None),
-    network, hidden, rule, activation, init, init_scale, normalize, encoder,
+    network, hidden, rule, activation, init, init_scale, normalize, encoder, encoder_sha256,
     coeff_penalty, strategy, popsize, generations, sigma, lr, episodes, seed,
     workers, backend, ray_address, eval_every, eval_episodes, quiet
 
@@ -29,6 +29,7 @@ GENERIC = {
     "init_scale": 0.1,
     "normalize": True,          # the paper normalises weights on every non-Bullet task
     "encoder": None,
+    "encoder_sha256": None,     # filled in for pretrained:PATH encoders; checked when loading
     "coeff_penalty": 0.0,
     "strategy": "openai-es",
     "popsize": 64,
@@ -102,10 +103,17 @@ def resolve_config(env_id: str, file_values: dict | None = None, flag_values: di
                 cfg[key] = value
     cfg["env_id"] = env_id
     _check(cfg)
+    if cfg["encoder"] and cfg["encoder"].startswith("pretrained:"):
+        # The weights file is named by path: record its checksum, so a resumed run, or one
+        # watched later, refuses a file that changed.
+        from hebbian.encoders.pretrained import encoder_checksum
+
+        cfg["encoder_sha256"] = encoder_checksum(cfg["encoder"][len("pretrained:"):])
     if cfg["encoder"] and envs.task_family(env_id) == "car_racing" and "frame_size" not in cfg["env_options"]:
         # Frames are rendered at the size the encoder takes (84 for the paper's CNN, the full
         # 96 for patch attention); written into the config so config.json says which.
-        cfg["env_options"]["frame_size"] = int(make_encoder(cfg["encoder"]).obs_shape[-1])
+        encoder = make_encoder(cfg["encoder"], **encoder_options(cfg))
+        cfg["env_options"]["frame_size"] = int(encoder.obs_shape[-1])
     return cfg
 
 
@@ -128,11 +136,16 @@ def _check(cfg: dict) -> None:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {cfg['backend']!r}")
 
 
+def encoder_options(cfg: dict) -> dict:
+    """Keyword options of the run's encoder (the checksum a pretrained one must match)."""
+    return {"sha256": cfg["encoder_sha256"]} if cfg.get("encoder_sha256") else {}
+
+
 def agent_config(cfg: dict) -> AgentConfig:
     """The AgentConfig that a run configuration describes."""
     return AgentConfig(network=cfg["network"], hidden=tuple(cfg["hidden"]), rule=cfg["rule"],
                        activation=cfg["activation"], init=cfg["init"], init_scale=cfg["init_scale"],
-                       normalize=cfg["normalize"], encoder=cfg["encoder"])
+                       normalize=cfg["normalize"], encoder=cfg["encoder"], encoder_options=encoder_options(cfg))
 
 
 def problem_from_config(cfg: dict, **env_overrides) -> AgentProblem:
