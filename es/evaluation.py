@@ -202,6 +202,8 @@ class RayEvaluator:
         self._actor_cls = ray.remote(_Worker).options(
             num_cpus=1, max_restarts=max_restarts, max_task_retries=max_task_retries,
             runtime_env={"env_vars": dict(SINGLE_THREAD_ENV)},
+            # Spread the actors over the cluster's nodes rather than packing the first one.
+            scheduling_strategy="SPREAD",
         )
         try:
             self.setup_bytes = len(ray.cloudpickle.dumps(problem))  # what Ray itself will use

@@ -13,6 +13,8 @@ Namespaces (the first spawn-key word) keep the streams apart:
     NOISE     perturbation seeds, keyed (generation, pair).
     INIT      the seed passed to `Problem.initial_params`.
     STRATEGY  the seed of a strategy's own generator (pycma).
+    TEST      env seeds for testing a finished run's agents (watching, the 100-episode
+              protocol), apart from both the training and the held-out episodes.
 
 Env seeds are 32-bit. Training seeds are drawn in [0, 2**31) and held-out seeds in
 [2**31, 2**32), so a held-out episode can never be one the run trained on.
@@ -23,7 +25,7 @@ import numpy as np
 
 from .errors import UsageError
 
-TRAIN, HELD_OUT, NOISE, INIT, STRATEGY = 0, 1, 2, 3, 4
+TRAIN, HELD_OUT, NOISE, INIT, STRATEGY, TEST = 0, 1, 2, 3, 4, 5
 _HIGH_BIT = np.uint32(0x80000000)
 
 
@@ -73,3 +75,23 @@ def init_seed(seed: int) -> int:
 def strategy_seed(seed: int) -> int:
     """A positive 31-bit seed for a strategy's own generator (pycma treats 0 as 'use the clock')."""
     return int(_sequence(seed, STRATEGY).generate_state(1, np.uint32)[0] % (2**31 - 1)) + 1
+
+
+def test_seeds(seed: int, episodes: int, exclude=()) -> list[int]:
+    """`episodes` env seeds (ints in [2**31, 2**32)) for testing a run's agents.
+
+    Drawn from the run seed's TEST namespace; any seed in `exclude` (the run's held-out
+    evaluation seeds) is skipped. Prefix-stable: asking for more episodes extends the list,
+    so watching 3 episodes plays the first three episodes of a 100-episode evaluation.
+    """
+    if isinstance(episodes, bool) or not isinstance(episodes, (int, np.integer)) or episodes < 1:
+        raise UsageError(f"episodes must be a positive whole number, got {episodes!r}")
+    excluded = {int(s) for s in exclude}
+    stream = _sequence(seed, TEST)
+    count = int(episodes) + len(excluded)
+    while True:  # a draw may repeat or hit `exclude` (odds ~1e-7): draw a longer prefix then
+        words = stream.generate_state(count, np.uint32) | _HIGH_BIT
+        seeds = list(dict.fromkeys(int(w) for w in words if int(w) not in excluded))
+        if len(seeds) >= episodes:
+            return seeds[:episodes]
+        count *= 2

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from scipy.stats import rankdata
 
 Shaping = Callable[[np.ndarray], np.ndarray]
 
@@ -20,6 +19,8 @@ def centered_ranks(fitness: np.ndarray) -> np.ndarray:
     antithetic pair that ties contributes nothing (argsort ranks would break the tie by index
     and inject a spurious gradient).
     """
+    from scipy.stats import rankdata  # imported here: scipy.stats costs ~1 s at every script start
+
     fitness = np.asarray(fitness, dtype=np.float64)
     if fitness.size < 2:
         return np.zeros_like(fitness)
