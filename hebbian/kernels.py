@@ -64,50 +64,51 @@ def rule_code(rule: Rule) -> int:
 
 
 @njit(inline="always")
-def _row_step(wr, cr, k, oa, ob, oc, od, oe, s, pi, post, xi, h, cm):
+def _row_step(w, c, row, n_out, k, oa, ob, oc, od, oe, s, pi, post, xi, h, cm):
     # One row i of a layer: the pending update, the |w| column max and the forward sum.
     # dw = eta * ((A*pre + C)*post + (B*pre + D)) = eta * (A*pre*post + B*pre + C*post + D),
     # read straight from each synapse's k interleaved coefficients; k and the offsets are
     # literals here, so absent terms (offset -1) fold away at compile time. Unsigned
     # indices spare Numba's negative-index wraparound, which keeps LLVM from vectorising.
     kk = np.uint64(k)
-    for j in range(wr.shape[0]):
-        b = np.uint64(j) * kk
+    row = np.uint64(row)
+    for j in range(np.uint64(n_out)):
+        b = (row + j) * kk
         pj = post[j]
-        a = cr[b + np.uint64(oa)] * pi
+        a = c[b + np.uint64(oa)] * pi
         if oc >= 0:
-            a += cr[b + np.uint64(oc)]
+            a += c[b + np.uint64(oc)]
         d = a * pj
         if ob >= 0:
-            d += cr[b + np.uint64(ob)] * pi
+            d += c[b + np.uint64(ob)] * pi
         if od >= 0:
-            d += cr[b + np.uint64(od)]
+            d += c[b + np.uint64(od)]
         if oe >= 0:
-            d *= cr[b + np.uint64(oe)]
-        v = wr[j] * s + d
-        wr[j] = v
+            d *= c[b + np.uint64(oe)]
+        v = w[row + j] * s + d
+        w[row + j] = v
         av = abs(v)
         cm[j] = av if av > cm[j] else cm[j]
         h[j] += xi * v
 
 
 @njit(inline="always")
-def _rule_row_step(code, wr, cr, s, pi, post, xi, h, cm):
+def _rule_row_step(code, w, c, row, n_out, s, pi, post, xi, h, cm):
     # Dispatch on the rule with RULE_LAYOUTS' values as literals.
     if code == 6:
-        _row_step(wr, cr, 5, 0, 1, 2, 3, 4, s, pi, post, xi, h, cm)
+        _row_step(w, c, row, n_out, 5, 0, 1, 2, 3, 4, s, pi, post, xi, h, cm)
     elif code == 5:
-        _row_step(wr, cr, 4, 0, 1, 2, 3, -1, s, pi, post, xi, h, cm)
+        _row_step(w, c, row, n_out, 4, 0, 1, 2, 3, -1, s, pi, post, xi, h, cm)
     elif code == 4:
-        _row_step(wr, cr, 4, 0, 1, 2, -1, 3, s, pi, post, xi, h, cm)
+        _row_step(w, c, row, n_out, 4, 0, 1, 2, -1, 3, s, pi, post, xi, h, cm)
     elif code == 3:
-        _row_step(wr, cr, 3, 0, 1, 2, -1, -1, s, pi, post, xi, h, cm)
+        _row_step(w, c, row, n_out, 3, 0, 1, 2, -1, -1, s, pi, post, xi, h, cm)
     elif code == 2:
-        _row_step(wr, cr, 3, 0, -1, -1, 1, 2, s, pi, post, xi, h, cm)
+        _row_step(w, c, row, n_out, 3, 0, -1, -1, 1, 2, s, pi, post, xi, h, cm)
     elif code == 1:
-        _row_step(wr, cr, 2, 0, -1, -1, 1, -1, s, pi, post, xi, h, cm)
+        _row_step(w, c, row, n_out, 2, 0, -1, -1, 1, -1, s, pi, post, xi, h, cm)
     else:
-        _row_step(wr, cr, 1, 0, -1, -1, -1, -1, s, pi, post, xi, h, cm)
+        _row_step(w, c, row, n_out, 1, 0, -1, -1, -1, -1, s, pi, post, xi, h, cm)
 
 
 @njit(nogil=True, cache=True)
@@ -142,8 +143,7 @@ def hebbian_step(x, weights, coeffs, code, k, scales, acts, parity, pending, siz
                 xi = xin[i]
                 pi = pre_prev[i]
                 row = i * n_out
-                _rule_row_step(code, w[row: row + n_out], c[row * k: (row + n_out) * k], s, pi, post_prev, xi, h,
-                               cm)
+                _rule_row_step(code, w, c, row, n_out, s, pi, post_prev, xi, h, cm)
             mx = cm.max()
             if not (np.isfinite(h).all() and mx <= limit):
                 diverged = 1
@@ -188,8 +188,7 @@ def hebbian_flush(weights, coeffs, code, k, scales, acts, parity, sizes, w_off, 
         cm = colmax[n_out: 2 * n_out]
         for i in range(n_in):
             row = i * n_out
-            _rule_row_step(code, w[row: row + n_out], c[row * k: (row + n_out) * k], s, pre[i], post,
-                           np.float32(0.0), h, cm)
+            _rule_row_step(code, w, c, row, n_out, s, pre[i], post, np.float32(0.0), h, cm)
         for idx in range(w.shape[0]):
             v = w[idx]
             if not (abs(v) <= limit):
