@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from es.checkpoint import atomic_write_bytes
+
 FORMAT = "hebbian-pretrained-encoder/1"
 
 
@@ -77,17 +79,6 @@ def read_description(path: str | os.PathLike) -> dict:
     return desc
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    # Temp file in the same folder, fsync, rename: a crash leaves the old file or the new
-    # one, never half of one (the DESIGN's checkpoint rule; `es` is not importable here).
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def save_pretrained(path: str | os.PathLike, state_dict: dict, kind: str, options: dict,
                     obs_shape: tuple[int, ...], num_features: int, extra: dict | None = None) -> dict:
     """Write PATH.pt (the state dict) then PATH.json (the description, last: the commit mark).
@@ -106,10 +97,10 @@ def save_pretrained(path: str | os.PathLike, state_dict: dict, kind: str, option
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()}, buffer)
     data = buffer.getvalue()
-    _atomic_write(weights, data)
+    atomic_write_bytes(weights, data)
     desc = {"format": FORMAT, "kind": kind, "options": dict(options), "obs_shape": list(obs_shape),
             "num_features": int(num_features), "weights": weights.name, "sha256": _sha256(data), **(extra or {})}
-    _atomic_write(desc_path, (json.dumps(desc, indent=1) + "\n").encode())
+    atomic_write_bytes(desc_path, (json.dumps(desc, indent=1) + "\n").encode())
     return desc
 
 

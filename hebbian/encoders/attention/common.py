@@ -45,6 +45,15 @@ def masked_max(x: torch.Tensor, keep: torch.Tensor | None, dims: tuple[int, ...]
     return torch.where(torch.isfinite(m), m, torch.zeros_like(m))
 
 
+def head_width(dim: int, heads: int, dim_head: int | None) -> int:
+    """Width of one head: `dim_head` if given, else dim / heads (which must divide)."""
+    if dim_head is not None:
+        return dim_head
+    if dim % heads:
+        raise ValueError(f"dim {dim} is not divisible by heads {heads}; pass dim_head")
+    return dim // heads
+
+
 class MultiHeadAttention(nn.Module):
     """Base for the mechanisms: q, k, v and output projections around a per-head kernel.
 
@@ -54,10 +63,7 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, dim: int, heads: int, dim_head: int | None = None, bias: bool = False):
         super().__init__()
-        if dim_head is None:
-            if dim % heads:
-                raise ValueError(f"dim {dim} is not divisible by heads {heads}; pass dim_head")
-            dim_head = dim // heads
+        dim_head = head_width(dim, heads, dim_head)
         self.dim, self.heads, self.dim_head = dim, heads, dim_head
         inner = heads * dim_head
         self.to_q = nn.Linear(dim, inner, bias=bias)

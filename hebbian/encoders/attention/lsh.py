@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hebbian.encoders.attention.common import check_mask, merge_heads, split_heads
+from hebbian.encoders.attention.common import check_mask, head_width, merge_heads, split_heads
 
 # Score given to a token's own key (the paper's 1e5) and to hidden keys (far below it, so a
 # query whose window holds only hidden keys and itself still attends to itself).
@@ -160,10 +160,7 @@ class LSHAttention(nn.Module):
                  n_buckets: int | None = None, dedup: bool = True, dropout: float = 0.0,
                  seed: int | None = None, dim_head: int | None = None):
         super().__init__()
-        if dim_head is None:
-            if dim % heads:
-                raise ValueError(f"dim {dim} is not divisible by heads {heads}; pass dim_head")
-            dim_head = dim // heads
+        dim_head = head_width(dim, heads, dim_head)
         self.dim, self.heads, self.dim_head = dim, heads, dim_head
         self.n_hashes, self.bucket_size, self.n_buckets = n_hashes, bucket_size, n_buckets
         self.dedup, self.seed = dedup, seed
