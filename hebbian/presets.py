@@ -150,5 +150,7 @@ def agent_config(cfg: dict) -> AgentConfig:
 
 def problem_from_config(cfg: dict, **env_overrides) -> AgentProblem:
     """The fitness problem of a run configuration; `env_overrides` replace env options (e.g. for evaluation)."""
-    return AgentProblem(cfg["env_id"], agent_config(cfg), env_options={**cfg["env_options"], **env_overrides},
+    # The canonical id, so that worker processes build the env without repeating the alias notice.
+    return AgentProblem(envs.canonical_id(cfg["env_id"]), agent_config(cfg),
+                        env_options={**cfg["env_options"], **env_overrides},
                         morphologies=cfg["morphologies"], coeff_penalty=cfg["coeff_penalty"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 try:
@@ -123,6 +124,11 @@ def configure(args: argparse.Namespace) -> tuple[dict, Path, bool]:
         raise ValueError("name an environment id (e.g. CarRacing-v2) or --resume RUN_DIR")
     file_values = load_toml(args.config) if args.config is not None else {}
     file_values.pop("env_id", None)
+    with warnings.catch_warnings(record=True) as notices:
+        warnings.simplefilter("always", envs.EnvironmentAliasWarning)
+        envs.canonical_id(args.env_id, warn=True)
+    for notice in notices:  # one plain line, not a Python warning with its source line
+        print(f"note: {notice.message}", file=sys.stderr)
     cfg = presets.resolve_config(args.env_id, file_values, flag_values(args))
     run_dir = args.run_dir or es.make_run_dir(envs.canonical_id(args.env_id), cfg["seed"])
     return cfg, run_dir, False
