@@ -67,7 +67,8 @@ def main() -> None:
             "env_steps": int(progress["env_steps"][-1]), "test_mean": report.mean, "test_std": report.std,
             "test_episodes": len(report.returns)}
         print(f"{network}: {report.summary()}")
-    plot_runs(run_dirs, RESULTS / f"learning-{args.env}.png", labels=["Hebbian ABCD_lr", "static weights"])
+    plot_runs(run_dirs, RESULTS / f"learning-{args.env}.png", labels=["Hebbian ABCD_lr", "static weights"],
+              title=f"{args.env}: Hebbian ABCD_lr against static weights, population {args.popsize}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"learning-{args.env}.json"
     out.write_text(json.dumps(record, indent=2) + "\n")
