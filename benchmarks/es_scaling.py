@@ -1,6 +1,6 @@
 """Ray scaling and overhead of one evolution generation (LunarLander-v3, Hebbian agent).
 
-Run from the repository root:  python -m benchmarks.es_scaling [--generations 8] [--popsize 64]
+Run from the repository root:  python -m benchmarks.es_scaling [--generations 8] [--popsize 64] [--episodes 3]
 Writes benchmarks/results/es_scaling.json.
 
 In one process, with one local Ray of 2 CPUs, the same run (same seed, so the same
@@ -46,12 +46,12 @@ class TimedEvaluator:
         return getattr(self.inner, name)
 
 
-def run(workers: int, cfg: dict, generations: int, root: Path) -> dict:
+def run(workers: int, cfg: dict, generations: int, episodes: int, root: Path) -> dict:
     problem = presets.problem_from_config(cfg)
     strategy = es.make_strategy("openai-es", problem.num_params, cfg["popsize"], cfg["sigma"], cfg["lr"])
     evaluator = TimedEvaluator(es.RayEvaluator(problem, num_workers=workers))
     try:
-        es.evolve(problem, strategy, evaluator, root / f"w{workers}", generations=generations, episodes=1,
+        es.evolve(problem, strategy, evaluator, root / f"w{workers}", generations=generations, episodes=episodes,
                   seed=cfg["seed"], eval_every=0, eval_episodes=1, config=cfg, progress=False)
     finally:
         evaluator.inner.close()
@@ -80,17 +80,19 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generations", type=int, default=8)
     parser.add_argument("--popsize", type=int, default=64)
+    parser.add_argument("--episodes", type=int, default=3, help="episodes per individual (the learning benchmark's 3)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     cfg = presets.resolve_config("LunarLander-v3", flag_values={"popsize": args.popsize, "seed": 0, "quiet": True})
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            results = [run(w, cfg, args.generations, Path(tmp)) for w in (1, 2)]
+            results = [run(w, cfg, args.generations, args.episodes, Path(tmp)) for w in (1, 2)]
     finally:
         ray.shutdown()
     one, two = results
-    record = {"env_id": "LunarLander-v3", "popsize": args.popsize, "generations": args.generations,
+    record = {"env_id": "LunarLander-v3", "popsize": args.popsize, "episodes": args.episodes,
+              "generations": args.generations,
               "runs": results, "speedup_2_workers": one["generation_s"] / two["generation_s"]}
     for r in results:
         print(f"{r['workers']} worker(s): {r['generation_s']:.2f} s/generation, "

@@ -1,8 +1,9 @@
 """Microseconds per network step: this project's Numba kernel beside NumPy and PyTorch.
 
-Run from the repository root:  python -m benchmarks.kernels [--repeats 5] [--steps 2000]
+Run from the repository root:  python -m benchmarks.kernels [--repeats 15] [--steps 2000]
 Writes benchmarks/results/kernels.json. Everything is measured in one run, on one thread,
-side by side, so ratios hold even on a noisy machine. Timings are medians over repeats.
+the implementations timed in turn within every repeat, so ratios hold even on a noisy
+machine. Timings are medians over repeats.
 
 Stacks: CarRacing (648-128-64-3, normalised, the paper's) and quadruped (28-128-64-8,
 unnormalised), rule ABCD_lr. Bytes streamed per step = weights read and written + the
@@ -38,14 +39,22 @@ RESULTS = Path(__file__).parent / "results" / "kernels.json"
 
 def median_us(fn, steps, repeats):
     """Median over `repeats` of the mean time per call of `fn` over `steps` calls, in microseconds."""
-    fn()
-    times = []
+    return interleaved_us([(fn, steps)], repeats)[0]
+
+
+def interleaved_us(cases, repeats):
+    """Median microseconds per call for each (fn, calls) in `cases`, timed in turn within
+    every repeat, so a slow moment of a shared machine hits all of them alike."""
+    times = [[] for _ in cases]
+    for fn, _ in cases:
+        fn()
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            fn()
-        times.append((time.perf_counter() - t0) / steps * 1e6)
-    return float(np.median(times))
+        for (fn, calls), out in zip(cases, times):
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            out.append((time.perf_counter() - t0) / calls * 1e6)
+    return [float(np.median(t)) for t in times]
 
 
 class NumpyHebbian:
@@ -124,15 +133,17 @@ def copy_bandwidth(nbytes, repeats):
 
 def bench_stack(name, sizes, normalize, steps, repeats, rng):
     net = HebbianNetwork(sizes, rule="ABCD_lr", normalize=normalize)
-    coeffs = rng.uniform(-0.1, 0.1, net.num_params).astype(np.float32)
+    # Small coefficients keep the unnormalised stack's weights from overflowing during the
+    # thousands of timed steps (NaN arithmetic would time differently in each reference).
+    coeffs = rng.uniform(-0.01, 0.01, net.num_params).astype(np.float32)
     net.set_params(coeffs)
     net.reset(0)
     x = rng.uniform(-1, 1, sizes[0]).astype(np.float32)
     numpy_net = NumpyHebbian(sizes, coeffs, normalize)
     torch_net, tx = TorchHebbian(sizes, coeffs, normalize), torch.from_numpy(x)
-    kernel = median_us(lambda: net.step(x), steps, repeats)
-    numpy_us = median_us(lambda: numpy_net.step(x), max(50, steps // 20), repeats)
-    torch_us = median_us(lambda: torch_net.step(tx), max(50, steps // 10), repeats)
+    kernel, numpy_us, torch_us = interleaved_us(
+        [(lambda: net.step(x), steps), (lambda: numpy_net.step(x), max(50, steps // 10)),
+         (lambda: torch_net.step(tx), max(50, steps // 10))], repeats)
     streamed = 4 * (2 * net.num_synapses + net.num_coeffs)  # weights read + written, coefficients read
     dram = copy_bandwidth(256 << 20, repeats)
     cache = copy_bandwidth(streamed // 2 * 2, repeats)
@@ -156,17 +167,17 @@ def bench_agent(steps, repeats, rng):
     policy.set_params(flat)
     policy.reset(0)
     frame = rng.random((3, 84, 84), dtype=np.float32)
-    ours = median_us(lambda: policy.act(frame), steps // 4, repeats)
     plain = TorchCarRacingPolicy(flat)
-    theirs = median_us(lambda: plain.act(frame), steps // 20, repeats)
-    cnn_us = median_us(lambda: policy.encoder.encode(frame), steps // 4, repeats)
+    ours, theirs, cnn_us = interleaved_us(
+        [(lambda: policy.act(frame), steps // 4), (lambda: plain.act(frame), steps // 20),
+         (lambda: policy.encoder.encode(frame), steps // 4)], repeats)
     return {"agent_step_us": ours, "cnn_us": cnn_us, "torch_policy_step_us": theirs, "speedup_vs_torch": theirs / ours}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     rng = np.random.default_rng(0)

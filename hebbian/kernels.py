@@ -13,6 +13,13 @@ unnormalised, scales the layer's pre-activations by 1 / max |w| (the forward pas
 in W) and remembers that scale for the next update. `hebbian_flush` applies a pending
 update on its own so that callers who look at the weights see exactly W_{t+1}.
 
+Coefficients are read from `terms`, the rule's coefficients de-interleaved into one
+contiguous run per term (A, B, C, D, eta), which the network refreshes from the flat
+parameter vector at every reset (about 0.5 ms for 456,640 coefficients, once per episode).
+Read in the parameter layout, (n_in, n_out, k) interleaved, every coefficient load would
+have stride k; the de-interleaved runs let the inner loop run on SIMD lanes, about 1.35x
+faster per step on the CarRacing stack (see BENCHMARKS.md).
+
 One compiled kernel serves all rules (see `RULE_LAYOUTS`), so it is cached on disk
 (`cache=True`): workers and later processes load it instead of compiling again.
 
@@ -23,12 +30,13 @@ is finite and every |w| <= limit. If not (rare: a diverging rule), a slow pass s
 weights to 0, clips the rest to [-limit, limit], recomputes the layer and raises the
 `diverged` flag, so actions stay finite and the fitness problem can see what happened.
 
-Arrays shared by the kernels (float32 unless noted; L = number of layers):
-    weights   (sum n_in*n_out,)   all layers' weights, layer l at w_off[l], row-major (n_in, n_out)
-    coeffs    (sum n_in*n_out*k,) the rule coefficients (see hebbian.rules), layer l at c_off[l]
+Arrays shared by the kernels (float32 unless noted; L = number of layers, S = synapses):
+    weights   (S,)                all layers' weights, layer l at w_off[l], row-major (n_in, n_out)
+    terms     (5 * S,)            term t of synapse s at t * S + s (s numbered as in weights;
+                                  t in the rule's order, see RULE_LAYOUTS; unused runs ignored)
     scales    (L,)                factor that turns stored weights into the layer's true weights
     acts      (2, sum sizes)      activations of this step (row parity) and the previous one
-    sizes, w_off, c_off, a_off    int64 layout tables
+    sizes, w_off, a_off           int64 layout tables
 """
 from __future__ import annotations
 
@@ -42,9 +50,9 @@ TERMS = ("A", "B", "C", "D", "eta")
 
 
 # Per rule of hebbian.rules.RULE_NAMES (by index): k and where A, B, C, D, eta sit within a
-# synapse's k coefficients (-1: absent). The kernels branch on the rule once per row and
-# pass these as literals, so every branch compiles to a loop with a constant stride and
-# without the absent terms, while one cached kernel serves every rule.
+# synapse's k coefficients (-1: absent), which is also their run in `terms`. The kernels
+# branch on the rule once per row and pass these as literals, so every branch compiles to
+# a loop without the absent terms, while one cached kernel serves every rule.
 RULE_LAYOUTS = (
     (1, 0, -1, -1, -1, -1),   # A
     (2, 0, -1, -1, 1, -1),    # AD
@@ -64,28 +72,33 @@ def rule_code(rule: Rule) -> int:
 
 
 @njit(inline="always")
-def _row_step(w, c, row, n_out, k, oa, ob, oc, od, oe, s, pi, post, xi, h, cm):
-    # One row i of a layer: the pending update, the |w| column max and the forward sum.
-    # dw = eta * ((A*pre + C)*post + (B*pre + D)) = eta * (A*pre*post + B*pre + C*post + D),
-    # read straight from each synapse's k interleaved coefficients; k and the offsets are
-    # literals here, so absent terms (offset -1) fold away at compile time. Unsigned
-    # indices spare Numba's negative-index wraparound, which keeps LLVM from vectorising.
-    kk = np.uint64(k)
+def _dw(c, total, b, pre, post, oa, ob, oc, od, oe):
+    # eta * ((A*pre + C)*post + (B*pre + D)) = eta * (A*pre*post + B*pre + C*post + D) for
+    # synapse b; term t of it sits at c[t * total + b]. The offsets are literals, so absent
+    # terms (offset -1) fold away at compile time.
+    a = c[np.uint64(oa) * total + b] * pre
+    if oc >= 0:
+        a += c[np.uint64(oc) * total + b]
+    d = a * post
+    if ob >= 0:
+        d += c[np.uint64(ob) * total + b] * pre
+    if od >= 0:
+        d += c[np.uint64(od) * total + b]
+    if oe >= 0:
+        d *= c[np.uint64(oe) * total + b]
+    return d
+
+
+@njit(inline="always")
+def _row_step(w, c, row, crow, n_out, oa, ob, oc, od, oe, s, pi, post, xi, h, cm):
+    # Row i of a layer: the pending update, the |w| column max and the forward sum.
+    # Unsigned indices spare Numba's negative-index wraparound, and every coefficient read
+    # comes from the one array c: both keep LLVM able to vectorise this loop.
+    total = np.uint64(c.shape[0] // 5)
     row = np.uint64(row)
+    crow = np.uint64(crow)
     for j in range(np.uint64(n_out)):
-        b = (row + j) * kk
-        pj = post[j]
-        a = c[b + np.uint64(oa)] * pi
-        if oc >= 0:
-            a += c[b + np.uint64(oc)]
-        d = a * pj
-        if ob >= 0:
-            d += c[b + np.uint64(ob)] * pi
-        if od >= 0:
-            d += c[b + np.uint64(od)]
-        if oe >= 0:
-            d *= c[b + np.uint64(oe)]
-        v = w[row + j] * s + d
+        v = w[row + j] * s + _dw(c, total, crow + j, pi, post[j], oa, ob, oc, od, oe)
         w[row + j] = v
         av = abs(v)
         cm[j] = av if av > cm[j] else cm[j]
@@ -93,32 +106,32 @@ def _row_step(w, c, row, n_out, k, oa, ob, oc, od, oe, s, pi, post, xi, h, cm):
 
 
 @njit(inline="always")
-def _rule_row_step(code, w, c, row, n_out, s, pi, post, xi, h, cm):
-    # Dispatch on the rule with RULE_LAYOUTS' values as literals.
+def _rule_row_step(code, w, c, row, crow, n_out, s, pi, post, xi, h, cm):
+    # Dispatch on the rule with RULE_LAYOUTS' offsets as literals.
     if code == 6:
-        _row_step(w, c, row, n_out, 5, 0, 1, 2, 3, 4, s, pi, post, xi, h, cm)
+        _row_step(w, c, row, crow, n_out, 0, 1, 2, 3, 4, s, pi, post, xi, h, cm)
     elif code == 5:
-        _row_step(w, c, row, n_out, 4, 0, 1, 2, 3, -1, s, pi, post, xi, h, cm)
+        _row_step(w, c, row, crow, n_out, 0, 1, 2, 3, -1, s, pi, post, xi, h, cm)
     elif code == 4:
-        _row_step(w, c, row, n_out, 4, 0, 1, 2, -1, 3, s, pi, post, xi, h, cm)
+        _row_step(w, c, row, crow, n_out, 0, 1, 2, -1, 3, s, pi, post, xi, h, cm)
     elif code == 3:
-        _row_step(w, c, row, n_out, 3, 0, 1, 2, -1, -1, s, pi, post, xi, h, cm)
+        _row_step(w, c, row, crow, n_out, 0, 1, 2, -1, -1, s, pi, post, xi, h, cm)
     elif code == 2:
-        _row_step(w, c, row, n_out, 3, 0, -1, -1, 1, 2, s, pi, post, xi, h, cm)
+        _row_step(w, c, row, crow, n_out, 0, -1, -1, 1, 2, s, pi, post, xi, h, cm)
     elif code == 1:
-        _row_step(w, c, row, n_out, 2, 0, -1, -1, 1, -1, s, pi, post, xi, h, cm)
+        _row_step(w, c, row, crow, n_out, 0, -1, -1, 1, -1, s, pi, post, xi, h, cm)
     else:
-        _row_step(w, c, row, n_out, 1, 0, -1, -1, -1, -1, s, pi, post, xi, h, cm)
+        _row_step(w, c, row, crow, n_out, 0, -1, -1, -1, -1, s, pi, post, xi, h, cm)
 
 
 @njit(nogil=True, cache=True)
-def hebbian_step(x, weights, coeffs, code, k, scales, acts, parity, pending, sizes, w_off, c_off, a_off,
+def hebbian_step(x, weights, terms, code, scales, acts, parity, pending, sizes, w_off, a_off,
                  hidden_act, normalize, limit, colmax):
     """One network step; returns 1 if the divergence guard fired, else 0.
 
     x: (sizes[0],) input. Writes this step's activations into acts[parity]; the output
-    layer's (linear) values are acts[parity, a_off[L]:]. code, k: the rule (`rule_code`)
-    and its coefficients per synapse. colmax: float32 scratch of 2 x max n_out.
+    layer's (linear) values are acts[parity, a_off[L]:]. code: the rule (`rule_code`).
+    colmax: float32 scratch of 2 x max n_out.
     """
     cur = acts[parity]
     prev = acts[1 - parity]
@@ -134,16 +147,14 @@ def hebbian_step(x, weights, coeffs, code, k, scales, acts, parity, pending, siz
         s = scales[layer]
         h[:] = 0.0
         if pending:
-            c = coeffs[c_off[layer]: c_off[layer] + n_in * n_out * k]
             pre_prev = prev[a_off[layer]: a_off[layer] + n_in]
             post_prev = prev[a_off[layer + 1]: a_off[layer + 1] + n_out]
             cm = colmax[:n_out]
             cm[:] = 0.0
             for i in range(n_in):
-                xi = xin[i]
-                pi = pre_prev[i]
                 row = i * n_out
-                _rule_row_step(code, w, c, row, n_out, s, pi, post_prev, xi, h, cm)
+                _rule_row_step(code, w, terms, row, w_off[layer] + row, n_out, s, pre_prev[i], post_prev, xin[i], h,
+                               cm)
             mx = cm.max()
             if not (np.isfinite(h).all() and mx <= limit):
                 diverged = 1
@@ -167,8 +178,7 @@ def hebbian_step(x, weights, coeffs, code, k, scales, acts, parity, pending, siz
 
 
 @njit(nogil=True, cache=True)
-def hebbian_flush(weights, coeffs, code, k, scales, acts, parity, sizes, w_off, c_off, a_off, normalize, limit,
-                  colmax):
+def hebbian_flush(weights, terms, code, scales, acts, parity, sizes, w_off, a_off, normalize, limit, colmax):
     """Apply the update pending from the step whose activations are acts[parity].
 
     Leaves the true weights in `weights` (scales folded in, all set to 1).
@@ -180,15 +190,14 @@ def hebbian_flush(weights, coeffs, code, k, scales, acts, parity, sizes, w_off, 
         n_in = sizes[layer]
         n_out = sizes[layer + 1]
         w = weights[w_off[layer]: w_off[layer] + n_in * n_out]
-        c = coeffs[c_off[layer]: c_off[layer] + n_in * n_out * k]
         pre = last[a_off[layer]: a_off[layer] + n_in]
         post = last[a_off[layer + 1]: a_off[layer + 1] + n_out]
         s = scales[layer]
-        h = colmax[:n_out]   # the forward sum of a flush is not needed: xi = 0 below
+        h = colmax[:n_out]   # a flush has no forward pass: this sum is scratch, never read
         cm = colmax[n_out: 2 * n_out]
         for i in range(n_in):
             row = i * n_out
-            _rule_row_step(code, w, c, row, n_out, s, pre[i], post, np.float32(0.0), h, cm)
+            _rule_row_step(code, w, terms, row, w_off[layer] + row, n_out, s, pre[i], post, pre[i], h, cm)
         for idx in range(w.shape[0]):
             v = w[idx]
             if not (abs(v) <= limit):

@@ -81,9 +81,10 @@ class HebbianNetwork:
         self.num_params = self.num_coeffs + (self.num_synapses if init == "coevolve" else 0)
 
         self._weights = np.zeros(self.num_synapses, dtype=np.float32)
+        self._terms = np.zeros((5, self.num_synapses), dtype=np.float32)
+        self._terms_flat = self._terms.reshape(-1)
         self._scales = np.ones(len(shapes), dtype=np.float32)
         self._acts = np.zeros((2, int(self._a_off[-1])), dtype=np.float32)
-        self._k = self.rule.k
         self._code = rule_code(self.rule)
         self._colmax = np.zeros(2 * max(self.sizes[1:]), dtype=np.float32)
         out = slice(int(self._a_off[-2]), int(self._a_off[-1]))
@@ -96,7 +97,11 @@ class HebbianNetwork:
 
     # -- parameters -----------------------------------------------------------------
     def set_params(self, flat: np.ndarray) -> None:
-        """Use `flat` (float32, (num_params,)) as the parameters; a view is kept, not a copy."""
+        """Use `flat` (float32, (num_params,)) as the parameters; a view is kept, not a copy.
+
+        The coefficients are read at every `reset`: changes to `flat` take effect at the
+        start of the next episode.
+        """
         self._params = _as_param_vector(flat, self.num_params)
 
     @property
@@ -108,7 +113,8 @@ class HebbianNetwork:
 
     # -- episode --------------------------------------------------------------------
     def reset(self, seed) -> None:
-        """Draw fresh initial weights from `seed` (an int or numpy SeedSequence) and clear state."""
+        """Start an episode: fresh initial weights drawn from `seed` (an int or numpy
+        SeedSequence), the coefficients read from the parameter vector, state cleared."""
         self._require_params()
         if self.init == "coevolve":
             self._weights[:] = self._params[self.num_coeffs:]
@@ -120,6 +126,9 @@ class HebbianNetwork:
                 else:
                     bound = self.init_scale if self.init == "uniform" else np.sqrt(6.0 / (n_in + n_out))
                     view[:] = (rng.random((n_in, n_out), dtype=np.float32) * 2 - 1) * np.float32(bound)
+        # De-interleave the coefficients, (n_in, n_out, k) per layer, into one contiguous row
+        # per term: the kernel then reads every term with unit stride (SIMD-friendly).
+        np.copyto(self._terms[: self.rule.k], self._params[: self.num_coeffs].reshape(-1, self.rule.k).T)
         self._scales[:] = 1.0
         self._acts[:] = 0.0
         self._parity, self._pending = 0, False
@@ -134,8 +143,8 @@ class HebbianNetwork:
         if self._params is None:
             self._require_params()
         self._parity ^= 1
-        flag = hebbian_step(x, self._weights, self._params, self._code, self._k, self._scales,
-                            self._acts, self._parity, self._pending, self._sizes, self._w_off, self._c_off,
+        flag = hebbian_step(x, self._weights, self._terms_flat, self._code, self._scales,
+                            self._acts, self._parity, self._pending, self._sizes, self._w_off,
                             self._a_off, self._act_code, self.normalize, self.weight_limit, self._colmax)
         self._pending = True
         self.diverged |= bool(flag)
@@ -145,8 +154,8 @@ class HebbianNetwork:
     def weights(self) -> list[np.ndarray]:
         """Current weights per layer, float32 (n_in, n_out) views (the update of the last step applied)."""
         if self._pending:
-            flag = hebbian_flush(self._weights, self._params, self._code, self._k, self._scales,
-                                 self._acts, self._parity, self._sizes, self._w_off, self._c_off, self._a_off,
+            flag = hebbian_flush(self._weights, self._terms_flat, self._code, self._scales,
+                                 self._acts, self._parity, self._sizes, self._w_off, self._a_off,
                                  self.normalize, self.weight_limit, self._colmax)
             self.diverged |= bool(flag)
             self._pending = False

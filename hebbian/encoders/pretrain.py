@@ -552,7 +552,7 @@ def train_encoder(encoder: TrainableEncoder, frames: np.ndarray, labels: np.ndar
 
 
 # -- linear probe ------------------------------------------------------------------------------
-def _fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float) -> torch.Tensor:
+def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float) -> torch.Tensor:
     """Multinomial logistic regression by full-batch L-BFGS; x (N, D+1) float64 -> weights (D+1, K)."""
     w = torch.zeros(x.shape[1], num_classes, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS([w], lr=1.0, max_iter=200, tolerance_grad=1e-7, tolerance_change=1e-10,
@@ -596,12 +596,12 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
     val, fit = torch.from_numpy(perm[:n_val]), torch.from_numpy(perm[n_val:])
     best = None
     for l2 in l2_grid:
-        w = _fit_logistic(xtr[fit], ytr[fit], num_classes, l2)
+        w = fit_logistic(xtr[fit], ytr[fit], num_classes, l2)
         acc = float(((xtr[val] @ w).argmax(1) == ytr[val]).double().mean())
         if best is None or acc > best[0]:
             best = (acc, l2)
     l2 = best[1]
-    w = _fit_logistic(xtr, ytr, num_classes, l2)
+    w = fit_logistic(xtr, ytr, num_classes, l2)
     majority = int(np.bincount(train_y, minlength=num_classes).argmax())
     return {"accuracy": float(((xte @ w).argmax(1) == yte).double().mean()),
             "train_accuracy": float(((xtr @ w).argmax(1) == ytr).double().mean()),

@@ -33,7 +33,7 @@ from es.checkpoint import atomic_write_bytes
 FORMAT = "hebbian-pretrained-encoder/1"
 
 
-def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
+def encoder_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     """(weights .pt, description .json) named by `path` (either file, or their stem)."""
     p = Path(path)
     if p.suffix in (".pt", ".json"):
@@ -46,7 +46,7 @@ def _sha256(data: bytes) -> str:
 
 
 def _read_weights(path: str | os.PathLike) -> tuple[bytes, Path]:
-    weights, _ = _paths(path)
+    weights, _ = encoder_paths(path)
     try:
         return weights.read_bytes(), weights
     except FileNotFoundError:
@@ -64,7 +64,7 @@ def encoder_checksum(path: str | os.PathLike) -> str:
 
 def read_description(path: str | os.PathLike) -> dict:
     """The JSON description of the pretrained encoder at `path` (ValueError if missing or damaged)."""
-    _, desc_path = _paths(path)
+    _, desc_path = encoder_paths(path)
     try:
         desc = json.loads(desc_path.read_text())
     except FileNotFoundError:
@@ -92,7 +92,7 @@ def save_pretrained(path: str | os.PathLike, state_dict: dict, kind: str, option
     """
     import torch
 
-    weights, desc_path = _paths(path)
+    weights, desc_path = encoder_paths(path)
     weights.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()}, buffer)
