@@ -11,7 +11,7 @@ minus an optional coefficient penalty, the environment steps taken and every ret
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import gymnasium as gym
 import numpy as np
@@ -128,17 +128,6 @@ class AgentConfig:
     encoder: str | None = None
     encoder_options: dict = field(default_factory=dict)
     param_init_scale: float = 0.1
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["hidden"] = list(self.hidden)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "AgentConfig":
-        d = dict(d)
-        d["hidden"] = tuple(d.get("hidden", cls.hidden))
-        return cls(**d)
 
 
 def _flat_size(space: gym.Space) -> int:

@@ -46,7 +46,6 @@ from numba import njit
 from hebbian.rules import RULE_NAMES, Rule
 
 ACTIVATIONS = {"linear": 0, "tanh": 1, "relu": 2}
-TERMS = ("A", "B", "C", "D", "eta")
 
 
 # Per rule of hebbian.rules.RULE_NAMES (by index): k and where A, B, C, D, eta sit within a
