@@ -7,8 +7,9 @@ machine. Timings are medians over repeats.
 
 Stacks: CarRacing (648-128-64-3, normalised, the paper's) and quadruped (28-128-64-8,
 unnormalised), rule ABCD_lr. Bytes streamed per step = weights read and written + the
-coefficients read once; it is set against a copy bandwidth measured here both for a buffer
-far larger than the caches (DRAM) and for one of the same size as the working set (cache).
+kernel's four coefficient runs (eta * A..D) read once; it is set against a copy bandwidth
+measured here both for a buffer far larger than the caches (DRAM) and for one of the same
+size as the working set (cache).
 The whole CarRacing agent step (CNN + plastic layers + action head) is timed beside the
 same policy written plainly in PyTorch.
 """
@@ -31,6 +32,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from hebbian.agent import AgentConfig, Policy  # noqa: E402
+from hebbian.kernels import NUM_TERMS  # noqa: E402
 from hebbian.network import HebbianNetwork  # noqa: E402
 
 torch.set_num_threads(1)
@@ -144,7 +146,8 @@ def bench_stack(name, sizes, normalize, steps, repeats, rng):
     kernel, numpy_us, torch_us = interleaved_us(
         [(lambda: net.step(x), steps), (lambda: numpy_net.step(x), max(50, steps // 10)),
          (lambda: torch_net.step(tx), max(50, steps // 10))], repeats)
-    streamed = 4 * (2 * net.num_synapses + net.num_coeffs)  # weights read + written, coefficients read
+    # Weights read + written, and the kernel's coefficient runs read (eta folded in: A-D).
+    streamed = 4 * (2 + NUM_TERMS) * net.num_synapses
     dram = copy_bandwidth(256 << 20, repeats)
     cache = copy_bandwidth(streamed // 2 * 2, repeats)
     achieved = streamed / (kernel * 1e-6)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hebbian.kernels import ACTIVATIONS, hebbian_flush, hebbian_step, rule_code
+from hebbian.kernels import ACTIVATIONS, NUM_TERMS, fold_terms, hebbian_flush, hebbian_step, rule_code
 from hebbian.rules import get_rule
 
 INITS = ("uniform", "normal", "xavier", "coevolve")
@@ -81,7 +81,7 @@ class HebbianNetwork:
         self.num_params = self.num_coeffs + (self.num_synapses if init == "coevolve" else 0)
 
         self._weights = np.zeros(self.num_synapses, dtype=np.float32)
-        self._terms = np.zeros((5, self.num_synapses), dtype=np.float32)
+        self._terms = np.zeros((NUM_TERMS, self.num_synapses), dtype=np.float32)
         self._terms_flat = self._terms.reshape(-1)
         self._scales = np.ones(len(shapes), dtype=np.float32)
         self._acts = np.zeros((2, int(self._a_off[-1])), dtype=np.float32)
@@ -126,9 +126,9 @@ class HebbianNetwork:
                 else:
                     bound = self.init_scale if self.init == "uniform" else np.sqrt(6.0 / (n_in + n_out))
                     view[:] = (rng.random((n_in, n_out), dtype=np.float32) * 2 - 1) * np.float32(bound)
-        # De-interleave the coefficients, (n_in, n_out, k) per layer, into one contiguous row
-        # per term: the kernel then reads every term with unit stride (SIMD-friendly).
-        np.copyto(self._terms[: self.rule.k], self._params[: self.num_coeffs].reshape(-1, self.rule.k).T)
+        # De-interleave the coefficients, (n_in, n_out, k) per layer, into one contiguous run
+        # per term with eta folded in: the kernel reads 4 unit-stride runs (SIMD-friendly).
+        fold_terms(self._params[: self.num_coeffs].reshape(-1, self.rule.k), self.rule, self._terms)
         self._scales[:] = 1.0
         self._acts[:] = 0.0
         self._parity, self._pending = 0, False
