@@ -47,8 +47,11 @@ carriers), which is what Fisher's method needs. p-values are therefore exact, no
 Status (measured, BENCHMARKS): the test is exact under the null, and marks stay within
 epsilon; but the paper CNN (1,362 weights) SupCon-pretrained for a few hundred steps does
 not pick up the marks (marked and clean encoders give nearly the same cosines, also at 20%
-marked, with a linear cross-entropy head instead of SupCon, and with unconstrained marks at
-epsilon 32, PSNR 23 dB), so detection has no power yet in that setting. The paper's models have
+marked, with a linear cross-entropy head instead of SupCon, with unconstrained marks at
+epsilon 32, PSNR 23 dB, and even with 100% of the frames marked, for the CNN and a ViT), so
+detection has no power yet in that setting. The encoders' response to the marks does not
+change with training on them: the steering classes are separable without the marks, so
+nothing rewards learning them (BENCHMARKS.md gives the diagnostic figures). The paper's models have
 millions of weights and train for many epochs; its classifier head, which carries much of
 the signal there, is dropped here because only the encoder is published.
 
