@@ -69,6 +69,25 @@ def test_hebbian_kernel_matches_numpy_reference(sizes, rule, normalize, activati
     assert not net.diverged
 
 
+
+@pytest.mark.parametrize("sizes", [(648, 128, 64, 3), (28, 128, 64, 8), (33, 47, 5)])
+def test_kernel_matches_reference_on_full_width_stacks(sizes):
+    # The hypothesis test above stays below 24 units; these widths run the kernel's
+    # vectorised main loops over many SIMD blocks, its row pairs and an odd last row.
+    rng = np.random.default_rng(len(sizes))
+    net = HebbianNetwork(sizes, rule="ABCD_lr", normalize=sizes[0] == 648, weight_limit=1e30)
+    params = rng.uniform(-0.05, 0.05, net.num_params).astype(np.float32)
+    net.set_params(params)
+    net.reset(3)
+    w0 = [w.copy() for w in net.weights]
+    inputs = rng.uniform(-1, 1, (4, sizes[0])).astype(np.float32)
+    outs = [net.step(x).copy() for x in inputs]
+    ref_outs, ref_ws = reference_rollout(sizes, "ABCD_lr", params, w0, inputs, net.normalize)
+    for got, want in zip(outs, ref_outs):
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+    for got, want in zip(net.weights, ref_ws):
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)
+
 def test_weights_property_mid_episode_does_not_change_the_trajectory():
     """Reading the weights flushes the pending update; the outputs must be as if nobody looked."""
     sizes = (9, 7, 5, 2)
