@@ -103,7 +103,10 @@ def measure(seeds=(0, 1, 2), steps: int = 1000, chunk: int = 100) -> dict:
 
 def _environment() -> dict:
     import gymnasium
+    import numba
     import pygame
+
+    from envs.fast_car_racing import raster_available
 
     return {
         "python": platform.python_version(),
@@ -113,7 +116,12 @@ def _environment() -> dict:
         "gymnasium": gymnasium.__version__,
         "pygame": pygame.version.ver,
         "numpy": np.__version__,
+        "numba": numba.__version__,
         "render_mode": None,
+        # State frames come from envs.car_racing_raster only with the audited
+        # pygame and smoothscale's SSE2 backend; otherwise pygame draws them.
+        "smoothscale_backend": pygame.transform.get_smoothscale_backend(),
+        "raster_available": raster_available(),
     }
 
 

@@ -1,46 +1,63 @@
 """A CarRacing that draws the same frames as Gymnasium's, several times faster.
 
-Gymnasium's ``CarRacing`` spends almost all of a step in pure-Python drawing:
-every frame it rotates, zooms and translates ~400 grass and ~300 road polygons
-one vertex at a time with ``pygame.math.Vector2`` and tests each for
-visibility, although only a few dozen touch the 1000x800 canvas.
+Gymnasium's ``CarRacing`` spends almost all of a step drawing: every frame it
+rotates, zooms and translates ~400 grass and ~300 road polygons one vertex at
+a time with ``pygame.math.Vector2``, tests each for visibility (only a few
+dozen touch the 1000x800 canvas), rasterises them with pygame, flips the
+canvas, draws the indicator panel and score, and shrinks the 3 MB canvas to
+the 96x96 observation with ``pygame.transform.smoothscale``.
 
 :class:`FastCarRacing` subclasses Gymnasium's ``CarRacing`` and overrides only
 the drawing (``_render`` and ``_render_road``), so physics, rewards,
 terminations, ``info``, spaces and constructor arguments *are* Gymnasium's own
 code. The drawing computes the same thing differently:
 
-* all polygon vertices are transformed at once with NumPy, using the exact
-  float64 operations (and operation order) pygame's ``Vector2.rotate_rad``
-  and the reference's ``c * zoom + translation`` use, so every vertex handed
-  to the rasteriser is the same Python float as in the reference;
+* polygon vertices are transformed in compiled loops (:func:`_transform`,
+  :func:`_cull`) with the exact float64 operations (and operation order)
+  pygame's ``Vector2.rotate_rad`` and the reference's ``c * zoom +
+  translation`` use, so every vertex is the same float as in the reference;
+  the car's Box2D ``transform * vertex`` is float32 NumPy, which Box2D's own
+  float32 arithmetic equals;
 * polygons are culled in bulk, and more tightly than the reference: a polygon
   is skipped when its bounding box misses the pixels that survive into the
   observation (the canvas, minus the rows the indicator panel paints over);
   a skipped polygon would not have changed a single pixel;
-* the polygons that are drawn go through pygame's own rasteriser
-  (``gfxdraw.aapolygon`` + ``gfxdraw.filled_polygon``) with the same vertices,
-  colours and order, so pixels are bit-identical;
-* the background square, which covers the whole canvas once the start zoom
-  is over, is replaced by ``Surface.fill`` with the exact pixel value pygame
-  would have rasterised (checked geometrically every frame, else drawn);
-* the canvases are reused instead of allocated per frame, the vertical flip is
-  a NumPy copy, and the score text (a pure function of its string) is cached.
+* state observations (``step``/``reset``) never touch a canvas:
+  :mod:`envs.car_racing_raster` computes the 96x96 frame row by row with
+  exact ports of the pygame-ce C code the reference calls (SDL_gfx
+  ``aapolygon``/``filled_polygon``, ``draw.polygon``, the blit, the flip and
+  smoothscale's SSE2 shrink), from the same integer vertices, colours, panel
+  polygons and score text; see that module;
+* ``render()`` frames (``"rgb_array"``, ``"human"``), and any state frame the
+  raster cannot reproduce (another pygame or smoothscale backend, another
+  canvas pixel format, colours with alpha, an unknown track layout), are
+  drawn with pygame's own rasteriser from the same vertices and colours, on
+  reused canvases: the background square becomes ``Surface.fill`` with the
+  pixel pygame would rasterise whenever it covers the canvas (checked
+  geometrically every frame), the flip is a NumPy copy and the score text (a
+  pure function of its string) is cached.
 
 Equality with Gymnasium's environment (observations, rewards, terminations,
-truncations, info) is asserted frame by frame in ``tests/test_fast_car_racing.py``.
+truncations, info) is asserted frame by frame in ``tests/test_fast_car_racing.py``;
+the raster is checked against pygame on random inputs in
+``tests/test_car_racing_raster.py``.
 
-Version guard: the drawing above re-implements specific Gymnasium (and pygame)
-code. :func:`reference_fingerprint` hashes the source of the reproduced
-Gymnasium methods and the drawing constants; :func:`fast_car_racing_available`
-compares it with :data:`REFERENCE_FINGERPRINT` (the version this file was
-written and tested against) and also checks, numerically, that the vectorised
-rotation matches pygame's ``Vector2.rotate_rad``. If either check fails it
-warns once and returns False, and :func:`car_racing_class` hands out
-Gymnasium's own ``CarRacing``; a ``FastCarRacing`` constructed anyway falls
-back to the inherited reference drawing, so it never trains on a different
-task. After auditing a new Gymnasium release, run the equality tests and update
-:data:`REFERENCE_FINGERPRINT` to the printed value.
+Version guard: the drawing re-implements specific Gymnasium and pygame code.
+:func:`reference_fingerprint` hashes the source of the reproduced Gymnasium
+methods (``CarRacing``'s and ``Car.draw``) and the drawing constants;
+:func:`fast_car_racing_available` compares it with
+:data:`REFERENCE_FINGERPRINT` (the version this file was written and tested
+against) and also checks, numerically, that the vectorised rotation matches
+pygame's ``Vector2.rotate_rad`` and the float32 car transform matches Box2D.
+If a check fails it warns once and returns False, and
+:func:`car_racing_class` hands out Gymnasium's own ``CarRacing``; a
+``FastCarRacing`` constructed anyway falls back to the inherited reference
+drawing, so it never trains on a different task. After auditing a new
+Gymnasium release, run the equality tests and update
+:data:`REFERENCE_FINGERPRINT` to the printed value. The raster additionally
+requires the audited pygame-ce (:data:`AUDITED_PYGAME`, see
+:func:`raster_available`); with another pygame, state frames are drawn by
+pygame as described above (identical, about half as fast), with a warning.
 """
 
 from __future__ import annotations
@@ -50,34 +67,47 @@ import inspect
 import math
 import warnings
 
+import Box2D
 import numpy as np
-
+from gymnasium.envs.box2d import car_dynamics as _car_dynamics
 from gymnasium.envs.box2d import car_racing as _reference
+from gymnasium.envs.box2d.car_dynamics import SIZE, WHEEL_R, WHEEL_W, WHEEL_WHITE
 from gymnasium.envs.box2d.car_racing import CarRacing
+from numba import njit
 
 # pygame is imported by gymnasium's car_racing module already; importing it
 # here after gymnasium keeps gymnasium's DependencyNotInstalled message first.
 import pygame
 from pygame import gfxdraw
 
+from envs import car_racing_raster as raster
+
 __all__ = [
-    "FastCarRacing",
+    "AUDITED_PYGAME",
     "REFERENCE_FINGERPRINT",
+    "FastCarRacing",
     "car_racing_class",
     "fast_car_racing_available",
+    "raster_available",
     "reference_fingerprint",
 ]
 
 # sha256 of the reproduced Gymnasium code (see reference_fingerprint) for
 # gymnasium 1.4.0 (CarRacing-v3), against which FastCarRacing was verified.
-REFERENCE_FINGERPRINT = "c8e4a56699e1aeef21d30624182c93d3ff8744675e783c599a2c3429fe91d6d2"
+REFERENCE_FINGERPRINT = "7acf6d19ad230b086159f1128a8e0c4f167b01592f3b0b3cdac0f160a37e34ff"
+
+# The pygame-ce release whose C code (SDL_gfx polygons, draw.polygon,
+# smoothscale's SSE2 filters) envs.car_racing_raster reproduces.
+AUDITED_PYGAME = "2.5.8"
 
 # The Gymnasium methods whose behaviour FastCarRacing reproduces or relies on:
 # _render and _render_road (+ _draw_colored_polygon) are re-implemented;
 # _create_track builds the road_poly list the cache reads and reset replaces
 # it (a new list per episode is how the cache notices); _render_indicators
-# draws the panel whose area lets us cull polygons; _create_image_array is
-# called unchanged but its output is what is compared.
+# draws the panel whose area lets us cull polygons and whose polygons the
+# raster path rebuilds; _create_image_array is reproduced by the raster path
+# (and called unchanged otherwise). car_dynamics.Car.draw's geometry is
+# rebuilt too, so it and its constants are hashed as well.
 _FINGERPRINTED_METHODS = (
     "_render",
     "_render_road",
@@ -100,6 +130,7 @@ _FINGERPRINTED_CONSTANTS = (
     "GRASS_DIM",
     "MAX_SHAPE_DIM",
 )
+_FINGERPRINTED_CAR_CONSTANTS = ("SIZE", "WHEEL_R", "WHEEL_W", "WHEEL_WHITE")
 
 STATE_W = _reference.STATE_W
 STATE_H = _reference.STATE_H
@@ -150,10 +181,13 @@ def reference_fingerprint() -> str:
     try:
         for name in _FINGERPRINTED_METHODS:
             digest.update(inspect.getsource(getattr(CarRacing, name)).encode())
+        digest.update(inspect.getsource(_car_dynamics.Car.draw).encode())
     except (OSError, TypeError, AttributeError):
         return "unavailable"
     for name in _FINGERPRINTED_CONSTANTS:
         digest.update(f"{name}={getattr(_reference, name, None)!r};".encode())
+    for name in _FINGERPRINTED_CAR_CONSTANTS:
+        digest.update(f"{name}={getattr(_car_dynamics, name, None)!r};".encode())
     return digest.hexdigest()
 
 
@@ -182,20 +216,80 @@ def _transform(x, y, angle, zoom, translation):
     ``x`` and ``y`` are float64 arrays of world coordinates; returns pixel
     coordinates bit-identical to the reference's per-vertex Python.
     """
-    special, quadrant, cos_a, sin_a = _rotation(angle)
-    if special:
-        if quadrant in (0, 4):
-            rx, ry = x, y
-        elif quadrant == 1:
-            rx, ry = -y, x
-        elif quadrant == 2:
-            rx, ry = -x, -y
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    px, py = np.empty_like(x), np.empty_like(y)
+    _place(x.ravel(), y.ravel(), _rotation(angle), zoom, translation, px.ravel(), py.ravel())
+    return px, py
+
+
+@njit(cache=True)
+def _place(x, y, rotation, zoom, translation, px, py):
+    """``px, py = rotate(x, y) * zoom + translation`` element-wise (1-D arrays).
+
+    Compiled without fast-math, so every product and sum is one IEEE double
+    operation, as in pygame's C and the reference's Python.
+    """
+    special, quadrant, cos_a, sin_a = rotation
+    for i in range(x.shape[0]):
+        if special:
+            if quadrant == 0 or quadrant == 4:
+                rx, ry = x[i], y[i]
+            elif quadrant == 1:
+                rx, ry = -y[i], x[i]
+            elif quadrant == 2:
+                rx, ry = -x[i], -y[i]
+            else:
+                rx, ry = y[i], -x[i]
         else:
-            rx, ry = y, -x
-    else:
-        rx = cos_a * x - sin_a * y
-        ry = sin_a * x + cos_a * y
-    return rx * zoom + translation[0], ry * zoom + translation[1]
+            rx = cos_a * x[i] - sin_a * y[i]
+            ry = sin_a * x[i] + cos_a * y[i]
+        px[i] = rx * zoom + translation[0]
+        py[i] = ry * zoom + translation[1]
+
+
+@njit(cache=True)
+def _cull(poly_x, poly_y, centre_x, centre_y, radius, car, reach, rotation, zoom, translation):
+    """The polygons the reference draws that can change a kept pixel.
+
+    ``poly_x``/``poly_y`` (P, 4) world vertices, their bounding circles
+    ``centre_x``, ``centre_y``, ``radius`` (P,); ``car`` the car's world
+    position, ``reach`` the world distance beyond which nothing is kept.
+    Returns ``(indices (K,), px (K, 4), py (K, 4))``, indices ascending
+    (the drawing order) and pixel vertices bit-identical to the reference's.
+    """
+    count = poly_x.shape[0]
+    keep = np.empty(count, np.int64)
+    px = np.empty((count, 4), np.float64)
+    py = np.empty((count, 4), np.float64)
+    kept = 0
+    for i in range(count):
+        # Bounding circle farther than `reach` from the car: every pixel of
+        # the polygon lies > _REACH_PX from the car's pixel, none is kept.
+        dx, dy = centre_x[i] - car[0], centre_y[i] - car[1]
+        if dx * dx + dy * dy > (radius[i] + (reach + 1.0)) ** 2:
+            continue
+        _place(poly_x[i], poly_y[i], rotation, zoom, translation, px[kept], py[kept])
+        # The reference draws a polygon if any vertex is inside the canvas
+        # grown by MAX_SHAPE_DIM; we draw the subset whose box also reaches
+        # the kept pixels, which yields identical pixels.
+        inside = False
+        for v in range(4):
+            x, y = px[kept, v], py[kept, v]
+            if -MAX_SHAPE_DIM <= x <= WINDOW_W + MAX_SHAPE_DIM and (
+                -MAX_SHAPE_DIM <= y <= WINDOW_H + MAX_SHAPE_DIM
+            ):
+                inside = True
+        reaches = (
+            px[kept].max() >= -_CULL_MARGIN
+            and px[kept].min() <= WINDOW_W - 1 + _CULL_MARGIN
+            and py[kept].max() >= _PANEL_ROWS - _CULL_MARGIN
+            and py[kept].min() <= WINDOW_H - 1 + _CULL_MARGIN
+        )
+        if inside and reaches:
+            keep[kept] = i
+            kept += 1
+    return keep[:kept], px[:kept], py[:kept]
 
 
 def _rotation_matches_pygame(samples: int = 2000) -> bool:
@@ -248,6 +342,8 @@ def fast_car_racing_available() -> bool:
             problems.append(
                 "pygame's Vector2.rotate_rad no longer matches the vectorised rotation"
             )
+        if not _box2d_transform_matches():
+            problems.append("Box2D's transform * vertex no longer matches float32 NumPy")
         _availability = not problems
         if problems:
             warnings.warn(
@@ -260,6 +356,36 @@ def fast_car_racing_available() -> bool:
                 stacklevel=2,
             )
     return _availability
+
+
+_raster_availability: bool | None = None
+
+
+def raster_available() -> bool:
+    """Whether the installed pygame is the one car_racing_raster reproduces.
+
+    :mod:`envs.car_racing_raster` ports pygame-ce's C drawing and smoothscale
+    code, audited for :data:`AUDITED_PYGAME`. With another pygame, state
+    frames are drawn with pygame itself (identical, about 2x slower) and a
+    ``RuntimeWarning`` says so once. Computed once per process.
+    """
+    global _raster_availability
+    if _raster_availability is None:
+        installed = pygame.version.ver
+        _raster_availability = bool(getattr(pygame, "IS_CE", False)) and (
+            installed == AUDITED_PYGAME
+        )
+        if not _raster_availability:
+            warnings.warn(
+                f"FastCarRacing draws its frames with pygame (identical, slower): the "
+                f"installed pygame {installed} is not pygame-ce {AUDITED_PYGAME}, whose "
+                "drawing envs.car_racing_raster reproduces. Audit the raster against "
+                "the new C code, run tests/test_car_racing_raster.py and update "
+                "envs.fast_car_racing.AUDITED_PYGAME.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return _raster_availability
 
 
 def car_racing_class(exact_env: bool = False) -> type[CarRacing]:
@@ -290,6 +416,74 @@ def _grass_polygons() -> list[list[tuple[float, float]]]:
     return grass
 
 
+def _flatten(polygons):
+    """Polygons (lists of (x, y) floats) -> flat ``x``, ``y`` float64 arrays and
+    the int64 offsets ``start`` (polygon ``i`` is ``x[start[i]:start[i + 1]]``)."""
+    sizes = [len(polygon) for polygon in polygons]
+    points = np.array([p for polygon in polygons for p in polygon], dtype=np.float64)
+    start = np.zeros(len(polygons) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=start[1:])
+    return points[:, 0].copy(), points[:, 1].copy(), start
+
+
+def _white_poly(phase):
+    """A wheel's local white stripe as ``Car.draw`` computes it, or None.
+
+    Same expressions as gymnasium's ``car_dynamics.Car.draw``; returned as
+    the float32 (4, 2) array Box2D would convert the vertices to.
+    """
+    a1 = phase
+    a2 = phase + 1.2  # radians
+    s1 = math.sin(a1)
+    s2 = math.sin(a2)
+    c1 = math.cos(a1)
+    c2 = math.cos(a2)
+    if s1 > 0 and s2 > 0:
+        return None
+    if s1 > 0:
+        c1 = np.sign(c1)
+    if s2 > 0:
+        c2 = np.sign(c2)
+    white_poly = [
+        (-WHEEL_W * SIZE, +WHEEL_R * c1 * SIZE),
+        (+WHEEL_W * SIZE, +WHEEL_R * c1 * SIZE),
+        (+WHEEL_W * SIZE, +WHEEL_R * c2 * SIZE),
+        (-WHEEL_W * SIZE, +WHEEL_R * c2 * SIZE),
+    ]
+    return np.array(white_poly, dtype=np.float64).astype(np.float32)
+
+
+def _box2d_transform_matches(samples: int = 500) -> bool:
+    """Check that float32 NumPy reproduces Box2D's ``transform * vertex``.
+
+    True if Box2D was built without fused multiply-adds, as the wheels on PyPI
+    are; FastCarRacing's car drawing relies on it.
+    """
+    rng = np.random.default_rng(54321)
+    transform = Box2D.b2Transform()
+    for _ in range(samples):
+        position = (float(rng.uniform(-400, 400)), float(rng.uniform(-400, 400)))
+        transform.Set(position, float(rng.uniform(-50, 50)))
+        vertex = (float(rng.uniform(-3, 3)), float(rng.uniform(-3, 3)))
+        c, s = np.float32(transform.q.c), np.float32(transform.q.s)
+        px, py = np.float32(transform.position[0]), np.float32(transform.position[1])
+        vx, vy = np.float32(vertex[0]), np.float32(vertex[1])
+        expected = transform * vertex
+        x, y = (c * vx - s * vy) + px, (s * vx + c * vy) + py
+        if (float(x), float(y)) != (expected[0], expected[1]):
+            return False
+    return True
+
+
+def _gfx_filled_polygon(surface, color, points):
+    """``gfxdraw.filled_polygon`` with ``pygame.draw.polygon``'s argument order."""
+    gfxdraw.filled_polygon(surface, points, color)
+
+
+_XRGB_MASKS = (0xFF0000, 0x00FF00, 0x0000FF, 0)
+# (r, g, b) int triples already packed to 0xRRGGBB by FastCarRacing._draw_rgb.
+_INT_RGB: dict[tuple, int] = {}
+
 _GRASS = np.array(_grass_polygons(), dtype=np.float64)  # (400, 4, 2)
 _FIELD = np.array(
     [
@@ -303,7 +497,7 @@ _FIELD = np.array(
 
 
 class FastCarRacing(CarRacing):
-    """Gymnasium's ``CarRacing`` with vectorised, culled road drawing.
+    """Gymnasium's ``CarRacing`` with culled, compiled, canvas-free drawing.
 
     Same constructor arguments, spaces, physics, rewards and frames as
     ``gymnasium.envs.box2d.car_racing.CarRacing`` (bit for bit, for the same
@@ -326,6 +520,10 @@ class FastCarRacing(CarRacing):
         self._font = None
         self._text_cache: dict[str, pygame.Surface] = {}
         self._fill_pixels: dict[tuple, int] = {}
+        self._rgb_cache: dict[tuple, int | None] = {}
+        self._car_shapes_for = None  # the Car whose shapes _car_shapes_cache holds
+        self._car_shapes_cache: list = []
+        self._text_pixel_cache: dict[str, tuple | None] = {}
         self._polygons_for = None  # the road_poly list the arrays below mirror
         self._polygon_cache = None
         self._road_colors: list = []
@@ -379,6 +577,34 @@ class FastCarRacing(CarRacing):
         return pixel
 
     # ----------------------------------------------------------------- drawing
+    def _visible_polygons(self, zoom, translation, angle):
+        """The grass and road polygons the reference draws that can change a kept pixel.
+
+        Returns ``(indices, px, py)``: indices into the grass-then-road order
+        (ascending, i.e. the reference's drawing order) and their (K, 4)
+        pixel coordinates, bit-identical to the reference's; or None for a
+        track layout this code does not know.
+        """
+        arrays = self._polygon_arrays()
+        if arrays is None:
+            return None
+        poly_x, poly_y, centre_x, centre_y, radius = arrays
+        # Every kept pixel is within _REACH_PX of the car's pixel (W/2, H/4)
+        # (the reference puts the car there), i.e. within _REACH_PX / zoom
+        # world units of the car.
+        car_x, car_y = self.car.hull.position
+        return _cull(
+            poly_x, poly_y, centre_x, centre_y, radius, (car_x, car_y), _REACH_PX / zoom,
+            _rotation(angle), zoom, (float(translation[0]), float(translation[1])),
+        )
+
+    def _polygon_color(self, index):
+        """The colour the reference passes to gfxdraw for polygon ``index``."""
+        n_grass = len(_GRASS)
+        if index < n_grass:
+            return self.grass_color
+        return [int(c) for c in self._road_colors[index - n_grass]]
+
     def _render_road(self, zoom, translation, angle):
         """Draw background, grass and road on ``self.surf``, overwriting it.
 
@@ -387,23 +613,17 @@ class FastCarRacing(CarRacing):
         """
         if not self._fast_drawing:
             return super()._render_road(zoom, translation, angle)
-        arrays = self._polygon_arrays()
-        if arrays is None:  # unknown track layout: the reference, on a zeroed canvas
+        visible = self._visible_polygons(zoom, translation, angle)
+        if visible is None:  # unknown track layout: the reference, on a zeroed canvas
             self.surf.fill(0)
             return super()._render_road(zoom, translation, angle)
         surface = self.surf
-        poly_x, poly_y, centre_x, centre_y, radius = arrays
-
-        # Every kept pixel is within _REACH_PX of the car's pixel (W/2, H/4)
-        # (the reference puts the car there), i.e. within `reach` world units
-        # of the car. Exact pixel arithmetic below decides; these world-space
-        # tests only need to be conservative, hence the generous margins.
-        car_x, car_y = self.car.hull.position
-        reach = _REACH_PX / zoom
 
         # Background square (drawn with clip=False by the reference). If it
-        # contains everything within `reach` of the car, it covers the canvas
+        # contains everything within reach of the car, it covers the canvas
         # with its outline >= _FILL_MARGIN px outside: a plain fill is exact.
+        car_x, car_y = self.car.hull.position
+        reach = _REACH_PX / zoom
         if abs(car_x) + reach <= PLAYFIELD and abs(car_y) + reach <= PLAYFIELD:
             surface.fill(self._fill_pixel(surface, self.bg_color))
         else:  # start zoom or near the edge: zero like a fresh Surface, draw
@@ -413,50 +633,254 @@ class FastCarRacing(CarRacing):
             gfxdraw.aapolygon(surface, field, self.bg_color)
             gfxdraw.filled_polygon(surface, field, self.bg_color)
 
-        # Pre-select polygons whose bounding circle comes within `reach`: the
-        # others lie > _REACH_PX px from the car's pixel, so they cannot touch
-        # a kept pixel (a sound cull in its own right, not just a speed-up).
-        near = np.flatnonzero(
-            (centre_x - car_x) ** 2 + (centre_y - car_y) ** 2
-            <= (radius + (reach + 1.0)) ** 2
-        )
-        if near.size == 0:
-            return
-        # Same element-wise float operations as the reference per vertex, so
-        # the subset's pixel coordinates are the reference's exactly.
-        px, py = _transform(poly_x[near], poly_y[near], angle, zoom, translation)
-        # The reference draws a polygon if any vertex is inside the canvas
-        # grown by MAX_SHAPE_DIM; we draw the subset whose box also reaches
-        # the kept pixels, which yields identical pixels.
-        inside = (
-            (px >= -MAX_SHAPE_DIM)
-            & (px <= WINDOW_W + MAX_SHAPE_DIM)
-            & (py >= -MAX_SHAPE_DIM)
-            & (py <= WINDOW_H + MAX_SHAPE_DIM)
-        ).any(axis=1)
-        reaches = (
-            (px.max(axis=1) >= -_CULL_MARGIN)
-            & (px.min(axis=1) <= WINDOW_W - 1 + _CULL_MARGIN)
-            & (py.max(axis=1) >= _PANEL_ROWS - _CULL_MARGIN)
-            & (py.min(axis=1) <= WINDOW_H - 1 + _CULL_MARGIN)
-        )
-        keep = np.flatnonzero(inside & reaches)
-        if keep.size == 0:
-            return
-        drawn = near[keep]
-        px, py = px[keep], py[keep]
+        drawn, px, py = visible
         vertices = np.stack([px, py], axis=-1).tolist()
-        n_grass = len(_GRASS)
-        grass_color = self.grass_color
-        road_colors = self._road_colors
         aapolygon, filled_polygon = gfxdraw.aapolygon, gfxdraw.filled_polygon
         for index, poly in zip(drawn.tolist(), vertices):
-            if index < n_grass:
-                color = grass_color
-            else:
-                color = [int(c) for c in road_colors[index - n_grass]]
+            color = self._polygon_color(index)
             aapolygon(surface, poly, color)
             filled_polygon(surface, poly, color)
+
+    # ------------------------------------------------- state frame, no canvas
+    def _raster_ok(self) -> bool:
+        """Whether car_racing_raster reproduces this frame's pygame calls.
+
+        Needs the audited pygame-ce (:func:`raster_available`), smoothscale's
+        SSE2 backend (selectable at run time, so checked every frame) and a
+        fresh canvas in the 32-bit XRGB format the raster writes.
+        """
+        if not raster_available() or pygame.transform.get_smoothscale_backend() != "SSE2":
+            return False
+        canvas, _ = self._canvases()
+        return canvas.get_bitsize() == 32 and canvas.get_masks() == _XRGB_MASKS
+
+    def _opaque_rgb(self, draw_call, color):
+        """``color`` as the 0xRRGGBB pixel ``draw_call`` writes, or None if it blends.
+
+        Found by drawing a square with ``draw_call`` (``gfxdraw.filled_polygon``
+        or ``pygame.draw.polygon``) on two scratch surfaces of the canvas
+        format with different backgrounds, so colour conversion (e.g. float
+        colours under ``domain_randomize``) is pygame's own; a pixel that
+        depends on the background means alpha < 255, which the raster does
+        not reproduce.
+        """
+        key = (draw_call, tuple(map(float, color)))
+        if key in self._rgb_cache:
+            return self._rgb_cache[key]
+        if len(self._rgb_cache) > 256:  # domain_randomize: new colours per episode
+            self._rgb_cache.clear()
+        pixels = []
+        for background in (0x000000, 0xFFFFFF):
+            scratch = pygame.Surface((8, 8), 0, self._canvases()[0])
+            scratch.fill(background)
+            draw_call(scratch, color, [(0, 0), (7, 0), (7, 7), (0, 7)])
+            pixels.append(scratch.get_at_mapped((3, 3)) & 0xFFFFFF)
+        rgb = pixels[0] if pixels[0] == pixels[1] else None
+        self._rgb_cache[key] = rgb
+        return rgb
+
+    def _gfx_colors(self, drawn):
+        """0xRRGGBB int64 colours (K + 1,) of the background and polygons ``drawn``.
+
+        Background and grass colours (numpy arrays, floats under
+        ``domain_randomize``) are mapped by pygame (:meth:`_opaque_rgb`). Road
+        colours go through the reference's ``[int(c) for c in color]``, and
+        for ints in 0..255 pygame's mapping to a 32-bit XRGB pixel is plain
+        packing, done here in bulk. None if a colour is not an opaque pixel.
+        """
+        background = self._opaque_rgb(_gfx_filled_polygon, self.bg_color)
+        grass = self._opaque_rgb(_gfx_filled_polygon, self.grass_color)
+        if background is None or grass is None:
+            return None
+        colors = np.empty(len(drawn) + 1, dtype=np.int64)
+        colors[0] = background
+        colors[1:] = grass
+        n_grass = len(_GRASS)
+        road = np.flatnonzero(drawn >= n_grass)
+        if road.size:
+            tiles = (drawn[road] - n_grass).tolist()
+            rgb = np.trunc(np.array([self._road_colors[i] for i in tiles], dtype=np.float64))
+            if rgb.shape[1:] != (3,) or ((rgb < 0) | (rgb > 255)).any():
+                return None
+            rgb = rgb.astype(np.int64)
+            colors[1 + road] = (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
+        return colors
+
+    def _draw_rgb(self, color):
+        """``color`` as the pixel ``pygame.draw.polygon`` writes, or None.
+
+        The car's and panel's colours are 3 ints in 0..255, which pygame maps
+        to a 32-bit XRGB pixel by plain packing; anything else is mapped by
+        pygame itself (:meth:`_opaque_rgb`).
+        """
+        key = tuple(color)
+        rgb = _INT_RGB.get(key)
+        if rgb is None:
+            if len(key) == 3 and all(type(c) is int and 0 <= c <= 255 for c in key):
+                rgb = _INT_RGB[key] = (key[0] << 16) | (key[1] << 8) | key[2]
+            else:
+                rgb = self._opaque_rgb(pygame.draw.polygon, color)
+        return rgb
+
+    def _car_polygons(self):
+        """World-space polygons and colours ``Car.draw`` hands to pygame.draw.polygon.
+
+        Returns ``(x, y, start, colors)``: flat float64 vertex arrays, offsets
+        (polygon ``i`` is ``x[start[i]:start[i + 1]]``) and colours, in
+        ``Car.draw``'s order (particles are not drawn in state frames). Box2D's
+        ``transform * vertex`` is float32 ``(c*x - s*y) + px``,
+        ``(s*x + c*y) + py``; computing it with NumPy float32 gives the same
+        floats (checked by :func:`_box2d_transform_matches` at start-up).
+        """
+        local, sizes, colors, body_of, bodies = [], [], [], [], []
+        for obj, fixtures in self._car_shapes():
+            color = [int(c * 255) for c in obj.color]
+            for vertices in fixtures:
+                polygons = [vertices]
+                colors.append(color)
+                if "phase" in obj.__dict__:
+                    white = _white_poly(obj.phase)
+                    if white is not None:
+                        polygons.append(white)
+                        colors.append(WHEEL_WHITE)
+                for polygon in polygons:
+                    local.append(polygon)
+                    sizes.append(len(polygon))
+                    body_of += [len(bodies)] * len(polygon)
+            bodies.append(obj)
+        transforms = np.array(
+            [(t.q.c, t.q.s, t.position[0], t.position[1]) for t in (b.transform for b in bodies)],
+            dtype=np.float32,
+        )[body_of]
+        vertices = np.concatenate(local)
+        c, s, px, py = transforms.T
+        x = (c * vertices[:, 0] - s * vertices[:, 1]) + px
+        y = (s * vertices[:, 0] + c * vertices[:, 1]) + py
+        start = np.zeros(len(sizes) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=start[1:])
+        return x.astype(np.float64), y.astype(np.float64), start, colors
+
+    def _car_shapes(self):
+        """``[(body, [local vertices (n, 2) float32 per fixture])]`` of the
+        car's drawlist, read from Box2D once per car (reset makes a new one)."""
+        if self._car_shapes_for is not self.car:
+            self._car_shapes_cache = [
+                (obj, [np.array(f.shape.vertices, dtype=np.float32) for f in obj.fixtures])
+                for obj in self.car.drawlist
+            ]
+            self._car_shapes_for = self.car
+        return self._car_shapes_cache
+
+    def _hud_polygons(self):
+        """Pixel polygons and colours ``_render_indicators`` draws, in order.
+
+        The reference's expressions, panel first; coordinates are in the
+        flipped frame.
+        """
+        W, H = WINDOW_W, WINDOW_H
+        s = W / 40.0
+        h = H / 40.0
+        polygons = [[(W, H), (W, H - 5 * h), (0, H - 5 * h), (0, H)]]
+        colors = [(0, 0, 0)]
+
+        def vertical_ind(place, val):
+            return [
+                (place * s, H - (h + h * val)),
+                ((place + 1) * s, H - (h + h * val)),
+                ((place + 1) * s, H - h),
+                ((place + 0) * s, H - h),
+            ]
+
+        def horiz_ind(place, val):
+            return [
+                ((place + 0) * s, H - 4 * h),
+                ((place + val) * s, H - 4 * h),
+                ((place + val) * s, H - 2 * h),
+                ((place + 0) * s, H - 2 * h),
+            ]
+
+        def render_if_min(value, points, color):
+            if abs(value) > 1e-4:
+                polygons.append(points)
+                colors.append(color)
+
+        car = self.car
+        true_speed = np.sqrt(
+            np.square(car.hull.linearVelocity[0]) + np.square(car.hull.linearVelocity[1])
+        )
+        render_if_min(true_speed, vertical_ind(5, 0.02 * true_speed), (255, 255, 255))
+        # ABS sensors: wheels 0..3 at places 7..10.
+        abs_colors = ((0, 0, 255), (0, 0, 255), (51, 0, 255), (51, 0, 255))
+        for i, color in enumerate(abs_colors):
+            omega = car.wheels[i].omega
+            render_if_min(omega, vertical_ind(7 + i, 0.01 * omega), color)
+        joint_angle = car.wheels[0].joint.angle
+        render_if_min(joint_angle, horiz_ind(20, -10.0 * joint_angle), (0, 255, 0))
+        angular_velocity = car.hull.angularVelocity
+        render_if_min(angular_velocity, horiz_ind(30, -0.8 * angular_velocity), (255, 0, 0))
+        return polygons, colors
+
+    def _text_pixels(self, text: str):
+        """``(pixels (h, w) uint32 0xRRGGBB, x, y)`` the score blit writes, or None.
+
+        Blits the (cached) rendered text on two scratch surfaces with
+        different backgrounds: equal results show the blit is an opaque copy.
+        """
+        cached = self._text_pixel_cache.get(text)
+        if cached is not None or text in self._text_pixel_cache:
+            return cached
+        if len(self._text_pixel_cache) > 256:
+            self._text_pixel_cache.clear()
+        surface = self._score_text(text)
+        rect = surface.get_rect()
+        rect.center = (60, WINDOW_H - WINDOW_H * 2.5 / 40.0)
+        copies = []
+        for background in (0x000000, 0xFFFFFF):
+            scratch = pygame.Surface(surface.get_size(), 0, self._canvases()[0])
+            scratch.fill(background)
+            scratch.blit(surface, (0, 0))
+            copies.append(pygame.surfarray.array2d(scratch).T & 0xFFFFFF)
+        cached = None
+        if np.array_equal(copies[0], copies[1]):
+            cached = (np.ascontiguousarray(copies[0], dtype=np.uint32), rect.x, rect.y)
+        self._text_pixel_cache[text] = cached
+        return cached
+
+    def _state_frame(self, zoom, translation, angle):
+        """The state observation, rasterised by car_racing_raster; None if it can't.
+
+        Gathers exactly what the reference draws (background square, grass and
+        road via gfxdraw; car, then panel, bars and score via pygame): the
+        same float vertices, mapped colours and text pixels, in the same
+        order; the raster computes the 96x96 frame from them without a
+        canvas. None (draw with pygame instead) for a polygon, colour or text
+        the raster cannot reproduce (unknown track layout, alpha).
+        """
+        visible = self._visible_polygons(zoom, translation, angle)
+        if visible is None:
+            return None
+        drawn, px, py = visible
+        colors = self._gfx_colors(drawn)
+        # The background square first (clip=False: always drawn).
+        fx, fy = _transform(_FIELD[:, 0], _FIELD[:, 1], angle, zoom, translation)
+        gfx_x, gfx_y = np.concatenate([fx, px.ravel()]), np.concatenate([fy, py.ravel()])
+        gfx_start = np.arange(0, len(gfx_x) + 1, 4, dtype=np.int64)
+
+        car_x, car_y, car_start, car_colors = self._car_polygons()
+        car_x, car_y = _transform(car_x, car_y, angle, zoom, translation)
+        hud_polygons, hud_colors = self._hud_polygons()
+        hud_x, hud_y, hud_start = _flatten(hud_polygons)
+        car_rgb = [self._draw_rgb(c) for c in car_colors]
+        hud_rgb = [self._draw_rgb(c) for c in hud_colors]
+        text = self._text_pixels(f"{self.reward:04.0f}")
+        if text is None or colors is None or None in car_rgb or None in hud_rgb:
+            return None
+        return raster.render_state_frame(
+            gfx_x, gfx_y, gfx_start, colors,
+            car_x, car_y, car_start, np.array(car_rgb, dtype=np.int64),
+            hud_x, hud_y, hud_start, np.array(hud_rgb, dtype=np.int64),
+            *text, WINDOW_W, WINDOW_H, STATE_W, STATE_H,
+        )
 
     def _score_text(self, text: str) -> pygame.Surface:
         """``font.render(text, ...)`` as the reference does it, memoised.
@@ -514,11 +938,6 @@ class FastCarRacing(CarRacing):
         if "t" not in self.__dict__:
             return  # reset() not called yet
 
-        # Reference: a fresh (zeroed) Surface per frame; _render_road starts
-        # by filling the reused one.
-        canvas, flipped = self._canvases()
-        self.surf = canvas
-
         assert self.car is not None
         # computing transformations (verbatim: same float operations)
         angle = -self.car.hull.angle
@@ -528,6 +947,18 @@ class FastCarRacing(CarRacing):
         scroll_y = -(self.car.hull.position[1]) * zoom
         trans = pygame.math.Vector2((scroll_x, scroll_y)).rotate_rad(angle)
         trans = (WINDOW_W / 2 + trans[0], WINDOW_H / 4 + trans[1])
+
+        # Not in the reference: the state frame without a canvas (self.surf
+        # is then not updated; nothing reads it in this mode).
+        if mode == "state_pixels" and self._raster_ok():
+            frame = self._state_frame(zoom, trans, angle)
+            if frame is not None:
+                return frame
+
+        # Reference: a fresh (zeroed) Surface per frame; _render_road starts
+        # by filling the reused one.
+        canvas, flipped = self._canvases()
+        self.surf = canvas
 
         self._render_road(zoom, trans, angle)
         self.car.draw(

@@ -25,3 +25,18 @@ def ray_session():
         yield ray
     finally:
         ray.shutdown()
+
+
+@pytest.fixture
+def sse2_smoothscale():
+    """Skip unless pygame shrinks with its SSE2 filters (its choice on x86-64).
+
+    envs.car_racing_raster reproduces exactly those; on other CPUs FastCarRacing draws
+    with pygame instead, which the equality tests cover.
+    """
+    import pygame
+
+    pygame.init()
+    backend = pygame.transform.get_smoothscale_backend()
+    if backend != "SSE2":
+        pytest.skip(f"smoothscale backend is {backend}, not SSE2")

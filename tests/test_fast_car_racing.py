@@ -6,8 +6,9 @@ by side with the same seed and actions and asserts that every observation is
 If the installed Gymnasium changes its CarRacing, ``test_reference_is_the_audited_version``
 fails (and the equality tests refuse to pass vacuously on the fallback path).
 
-Runtime: about 6,500 steps of each environment; Gymnasium's runs at ~100-150
-steps/s, so roughly 1.5-2.5 minutes on one core.
+Runtime: about 6,900 steps of each environment; Gymnasium's runs at ~100-150
+steps/s, so roughly 1.5-2.5 minutes on one core (plus a one-off Numba compile
+of envs.car_racing_raster, cached in ``__pycache__``).
 """
 
 from __future__ import annotations
@@ -122,6 +123,48 @@ def test_reference_is_the_audited_version():
 
 def test_vectorised_rotation_matches_pygame():
     assert fcr._rotation_matches_pygame(samples=5000)
+
+
+def test_float32_car_transform_matches_box2d():
+    assert fcr._box2d_transform_matches(samples=5000)
+
+
+def test_state_frames_use_the_raster(monkeypatch, sse2_smoothscale):
+    # Every state frame, the start zoom included, comes from
+    # envs.car_racing_raster: the pygame drawing is never reached.
+    assert fcr.raster_available()
+
+    def no_pygame_drawing(*args):
+        raise AssertionError("a state frame fell back to pygame drawing")
+
+    monkeypatch.setattr(FastCarRacing, "_render_road", no_pygame_drawing)
+    env = FastCarRacing()
+    rng = np.random.default_rng(10)
+    try:
+        env.reset(seed=10)
+        for _ in range(120):
+            env.step(_random_continuous(env, rng))
+    finally:
+        env.close()
+
+
+def test_pygame_drawing_when_pygame_differs(monkeypatch):
+    # Another pygame: state frames are drawn by pygame itself, still identical.
+    monkeypatch.setattr(fcr, "AUDITED_PYGAME", "0.0.0")
+    monkeypatch.setattr(fcr, "_raster_availability", None)
+    with pytest.warns(RuntimeWarning, match="draws its frames with pygame"):
+        assert not fcr.raster_available()
+    _run_side_by_side(_random_continuous, 11, 60)
+
+
+def test_pygame_drawing_for_another_smoothscale_backend(sse2_smoothscale):
+    # The raster reproduces the SSE2 shrink; with another backend selected
+    # (both environments use it), frames are drawn and shrunk by pygame.
+    pygame.transform.set_smoothscale_backend("GENERIC")
+    try:
+        _run_side_by_side(_random_continuous, 12, 60)
+    finally:
+        pygame.transform.set_smoothscale_backend("SSE2")
 
 
 @pytest.mark.slow
@@ -257,15 +300,3 @@ def test_pickles_with_its_constructor_arguments():
     finally:
         env.close()
         clone.close()
-
-
-def _random_polygons(rng, trial):
-    """Polygons like the road's (small quads) and wild ones, often off-surface."""
-    count = int(rng.integers(1, 6))
-    if trial % 3 == 0:
-        centres = rng.uniform(-200.0, 1200.0, size=(count, 1, 2))
-        return centres + rng.uniform(-60.0, 60.0, size=(count, 4, 2))
-    scale = float(rng.choice([20.0, 400.0, 1500.0, 3000.0]))
-    centre = rng.uniform([-300.0, -300.0], [1300.0, 1100.0])
-    sides = int(rng.choice([3, 4, 4, 5]))
-    return rng.uniform(-scale, scale, size=(count, sides, 2)) + centre
