@@ -808,6 +808,25 @@ def _paint_frame_rows(gfx, scene, hud, text, ints, pixels, dirty, window_of, pla
 
 
 @njit(cache=True)
+def _gfx_polygons(vx, vy, start, color, width, height):
+    """SDL_gfx polygons as the row painters take them: (Sint16 vertices x, y, start,
+    packed colours, edge records, vertex-row bounds, and the row -> polygons index)."""
+    ivx, ivy = _gfx_ints(vx), _gfx_ints(vy)
+    bounds = _vertex_bounds(ivx, ivy, start)
+    offsets, polygons = _rows_to_polygons(bounds, height)
+    return (ivx, ivy, start, _packed_colors(color), _gfx_records(ivx, ivy, start, width, height),
+            bounds, offsets, polygons)
+
+
+@njit(cache=True)
+def _draw_polygons(vx, vy, start, color):
+    """``pygame.draw.polygon`` polygons as the row painters take them: (int vertices
+    x, y, start, packed colours, vertex-row bounds)."""
+    ivx, ivy = _draw_ints(vx), _draw_ints(vy)
+    return ivx, ivy, start, _packed_colors(color), _vertex_bounds(ivx, ivy, start)
+
+
+@njit(cache=True)
 def render_state_frame(
     gvx, gvy, gstart, gcolor,
     dvx, dvy, dstart, dcolor,
@@ -826,14 +845,9 @@ def render_state_frame(
     is ``width`` x ``height``. Returns (out_h, out_w, 3) uint8 RGB, as
     ``_create_image_array`` does.
     """
-    gvx, gvy = _gfx_ints(gvx), _gfx_ints(gvy)
-    dvx, dvy, hvx, hvy = _draw_ints(dvx), _draw_ints(dvy), _draw_ints(hvx), _draw_ints(hvy)
-    records = _gfx_records(gvx, gvy, gstart, width, height)
-    gbounds = _vertex_bounds(gvx, gvy, gstart)
-    offsets, polygons = _rows_to_polygons(gbounds, height)
-    dbounds = _vertex_bounds(dvx, dvy, dstart)
-    hbounds = _vertex_bounds(hvx, hvy, hstart)
-    gcolor, dcolor, hcolor = _packed_colors(gcolor), _packed_colors(dcolor), _packed_colors(hcolor)
+    gfx = _gfx_polygons(gvx, gvy, gstart, gcolor, width, height)
+    scene = _draw_polygons(dvx, dvy, dstart, dcolor)
+    hud = _draw_polygons(hvx, hvy, hstart, hcolor)
     text_packed = np.empty(text.shape, np.int64)
     for ty in range(text.shape[0]):
         for tx in range(text.shape[1]):
@@ -843,10 +857,7 @@ def render_state_frame(
     shrunk = np.empty((height, 3 * out_w), np.uint8)
     ints = np.empty(3 * max(gvx.shape[0], dvx.shape[0], hvx.shape[0], 4), np.int64)
     _paint_frame_rows(
-        (gvx, gvy, gstart, gcolor, records, gbounds, offsets, polygons),
-        (dvx, dvy, dstart, dcolor, dbounds),
-        (hvx, hvy, hstart, hcolor, hbounds),
-        (text_packed, text_x, text_y),
+        gfx, scene, hud, (text_packed, text_x, text_y),
         ints, pixels, dirty, window_of, plan, work, shrunk,
     )
     return _shrink_columns(shrunk, out_h)
@@ -872,21 +883,15 @@ def paint_canvas(gvx, gvy, gstart, gcolor, dvx, dvy, dstart, dcolor, width, heig
     """The unflipped (height, width) 0xRRGGBB canvas the scene primitives of
     :func:`render_state_frame` paint on a Surface filled with ``background``
     (for tests against pygame)."""
-    gvx, gvy, dvx, dvy = _gfx_ints(gvx), _gfx_ints(gvy), _draw_ints(dvx), _draw_ints(dvy)
-    records = _gfx_records(gvx, gvy, gstart, width, height)
-    gbounds = _vertex_bounds(gvx, gvy, gstart)
-    offsets, polygons = _rows_to_polygons(gbounds, height)
-    dbounds = _vertex_bounds(dvx, dvy, dstart)
-    gcolor, dcolor = _packed_colors(gcolor), _packed_colors(dcolor)
+    gfx = _gfx_polygons(gvx, gvy, gstart, gcolor, width, height)
+    scene = _draw_polygons(dvx, dvy, dstart, dcolor)
     canvas = np.empty((height, width), np.uint32)
     pixels = np.zeros(width, np.int64)
     dirty = np.zeros(0, np.bool_)  # no windows: nothing to mark
     window_of = np.full(width + 1, -1, np.int64)
     ints = np.empty(3 * max(gvx.shape[0], dvx.shape[0], 4), np.int64)
     _paint_canvas_rows(
-        (gvx, gvy, gstart, gcolor, records, gbounds, offsets, polygons),
-        (dvx, dvy, dstart, dcolor, dbounds),
-        _pack(background), ints, pixels, dirty, window_of, canvas,
+        gfx, scene, _pack(background), ints, pixels, dirty, window_of, canvas,
     )
     return canvas
 

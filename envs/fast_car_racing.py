@@ -480,6 +480,16 @@ def _gfx_filled_polygon(surface, color, points):
     gfxdraw.filled_polygon(surface, points, color)
 
 
+def _scratch_pixel(draw_call, color, like, background) -> int:
+    """The mapped pixel ``draw_call(surface, color, points)`` writes inside a square
+    drawn on an 8x8 surface of ``like``'s format filled with ``background``, so
+    colour conversion (and blending, if any) is pygame's own."""
+    scratch = pygame.Surface((8, 8), 0, like)
+    scratch.fill(background)
+    draw_call(scratch, color, [(0, 0), (7, 0), (7, 7), (0, 7)])
+    return scratch.get_at_mapped((3, 3))
+
+
 _XRGB_MASKS = (0xFF0000, 0x00FF00, 0x0000FF, 0)
 # (r, g, b) int triples already packed to 0xRRGGBB by FastCarRacing._draw_rgb.
 _INT_RGB: dict[tuple, int] = {}
@@ -570,9 +580,7 @@ class FastCarRacing(CarRacing):
         if pixel is None:
             if len(self._fill_pixels) > 64:  # domain_randomize: a colour per episode
                 self._fill_pixels.clear()
-            scratch = pygame.Surface((8, 8), 0, surface)
-            gfxdraw.filled_polygon(scratch, [(0, 0), (7, 0), (7, 7), (0, 7)], color)
-            pixel = scratch.get_at_mapped((3, 3))
+            pixel = _scratch_pixel(_gfx_filled_polygon, color, surface, 0)
             self._fill_pixels[key] = pixel
         return pixel
 
@@ -669,12 +677,9 @@ class FastCarRacing(CarRacing):
             return self._rgb_cache[key]
         if len(self._rgb_cache) > 256:  # domain_randomize: new colours per episode
             self._rgb_cache.clear()
-        pixels = []
-        for background in (0x000000, 0xFFFFFF):
-            scratch = pygame.Surface((8, 8), 0, self._canvases()[0])
-            scratch.fill(background)
-            draw_call(scratch, color, [(0, 0), (7, 0), (7, 7), (0, 7)])
-            pixels.append(scratch.get_at_mapped((3, 3)) & 0xFFFFFF)
+        canvas = self._canvases()[0]
+        pixels = [_scratch_pixel(draw_call, color, canvas, background) & 0xFFFFFF
+                  for background in (0x000000, 0xFFFFFF)]
         rgb = pixels[0] if pixels[0] == pixels[1] else None
         self._rgb_cache[key] = rgb
         return rgb
