@@ -32,6 +32,13 @@ from hebbian.encoders.pretrain import (
 from hebbian.encoders.radioactive import MarkSettings, detect, mark
 
 
+def steering_frames(num_frames: int, episode_frames: int, seed: int):
+    """The radioactive benchmarks' dataset: CarRacing frames of the scripted driver, labelled by its steering."""
+    warnings.filterwarnings("ignore", message=".*CarRacing-v2 is not in Gymnasium.*")
+    return collect_frames("CarRacing-v2", num_frames, ScriptedDriver(), seed=seed, episode_frames=episode_frames,
+                          skip_start=20)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=1200)
@@ -47,10 +54,8 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "radioactive.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    warnings.filterwarnings("ignore", message=".*CarRacing-v2 is not in Gymnasium.*")
 
-    dataset = collect_frames("CarRacing-v2", args.frames, ScriptedDriver(), seed=args.seed,
-                             episode_frames=args.episode_frames, skip_start=20)
+    dataset = steering_frames(args.frames, args.episode_frames, args.seed)
     marker = build_trainable("cnn", seed=args.marker_seed)
     settings = TrainSettings(objective="supcon", steps=args.steps, batch_size=args.batch_size, seed=args.seed)
 

@@ -193,6 +193,12 @@ def test_end_to_end_marked_pretraining_against_clean_control(frames_dataset, cle
     assert marked.psnr.mean() > 25
     clean = detect(clean_encoder, marked.key, ds.frames, ds.labels, marking_encoder=marker)
     assert clean.pvalue > 0.01, clean
+    # Positive control, the chain's first link: a probe trained on the marked frames in the
+    # marking network's own space (no second network, no alignment) inherits the carriers,
+    # and the same probe on the clean frames does not.
+    own = detect(marker, marked.key, marked.frames, ds.labels, marking_encoder=marker)
+    assert not own.aligned and own.pvalue < 1e-3, own
+    assert detect(marker, marked.key, ds.frames, ds.labels, marking_encoder=marker).pvalue > 0.01
     encoder = build_trainable("cnn", seed=1)
     train_encoder(encoder, marked.frames, ds.labels, TrainSettings(steps=15, batch_size=32, seed=1))
     result = detect(encoder, marked.key, ds.frames, ds.labels, marking_encoder=marker)
