@@ -22,7 +22,8 @@ frames, so the only difference between the two is the marks. Rows:
   ... fine-tuned from phi    the same, starting from the marking network's weights.
 
 and, for the cross-entropy suspect, the two diagnostics of links 2 and 3:
-  imprint   cos(W_k, m_k) in psi's own space, m_k = mean psi(x~) - psi(x) over the marked
+  imprint   cos(W_k, m_k) in psi's own space, W_k the head's row k minus the mean row (softmax
+            ignores a shift shared by all rows), m_k = mean psi(x~) - psi(x) over the marked
             frames of class k: did the head learn the marks as class evidence?
   align R2  fraction of the variance of psi(x~) - psi(x) over the marked frames explained by
             (phi(x~) - phi(x)) B, with B fitted on the clean frames and on copies with
@@ -68,7 +69,7 @@ from hebbian.encoders.radioactive import (
 
 
 def train_classifier(encoder, frames, labels, steps, batch_size, seed, lr=1e-3):
-    """Encoder + linear head trained together by cross-entropy on augmented frames; returns the head (K, D)."""
+    """Train encoder + a linear head by cross-entropy on augmented frames; returns the head weights (K, D)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         head = nn.Linear(encoder.num_features, int(labels.max()) + 1)
