@@ -17,6 +17,7 @@ import math
 import os
 import pickle
 import warnings
+from contextlib import contextmanager
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless: no window
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
@@ -51,13 +52,23 @@ def _assert_same_step(step_ref, step_fast, where: str) -> None:
     assert info_ref == info_fast, f"info differs at {where}"
 
 
+@contextmanager
+def _env_pair(**env_kwargs):
+    """Gymnasium's CarRacing and FastCarRacing built alike, both closed afterwards."""
+    ref, fast = CarRacing(**env_kwargs), FastCarRacing(**env_kwargs)
+    try:
+        yield ref, fast
+    finally:
+        fast.close()
+        ref.close()
+
+
 def _run_side_by_side(policy, seed: int, steps: int, **env_kwargs) -> dict:
     """Step both envs with ``policy(ref_env, rng)``; reset with a new seed on termination."""
-    ref, fast = CarRacing(**env_kwargs), FastCarRacing(**env_kwargs)
-    _assert_fast_path(fast)
     rng = np.random.default_rng(seed)
     stats = {"episodes": 1, "tiles": 0, "lap_finished": False, "return": 0.0}
-    try:
+    with _env_pair(**env_kwargs) as (ref, fast):
+        _assert_fast_path(fast)
         obs_ref, info_ref = ref.reset(seed=seed)
         obs_fast, info_fast = fast.reset(seed=seed)
         assert np.array_equal(obs_ref, obs_fast) and info_ref == info_fast
@@ -74,9 +85,6 @@ def _run_side_by_side(policy, seed: int, steps: int, **env_kwargs) -> dict:
                 obs_ref, _ = ref.reset(seed=new_seed)
                 obs_fast, _ = fast.reset(seed=new_seed)
                 assert np.array_equal(obs_ref, obs_fast), f"reset obs, seed {new_seed}"
-    finally:
-        ref.close()
-        fast.close()
     return stats
 
 
@@ -197,10 +205,8 @@ def test_identical_scripted_lap():
 
 
 def test_identical_domain_randomize_and_reset_options():
-    ref = CarRacing(domain_randomize=True)
-    fast = FastCarRacing(domain_randomize=True)
     rng = np.random.default_rng(5)
-    try:
+    with _env_pair(domain_randomize=True) as (ref, fast):
         for episode, options in enumerate([None, {"randomize": False}, {"randomize": True}]):
             obs_ref, _ = ref.reset(seed=50 + episode, options=options)
             obs_fast, _ = fast.reset(seed=50 + episode, options=options)
@@ -208,16 +214,11 @@ def test_identical_domain_randomize_and_reset_options():
             for t in range(80):
                 action = _random_continuous(ref, rng)
                 _assert_same_step(ref.step(action), fast.step(action), f"ep {episode} step {t}")
-    finally:
-        ref.close()
-        fast.close()
 
 
 def test_identical_rgb_array_render():
-    ref = CarRacing(render_mode="rgb_array")
-    fast = FastCarRacing(render_mode="rgb_array")
     rng = np.random.default_rng(6)
-    try:
+    with _env_pair(render_mode="rgb_array") as (ref, fast):
         ref.reset(seed=6)
         fast.reset(seed=6)
         for t in range(120):
@@ -227,27 +228,19 @@ def test_identical_rgb_array_render():
                 frame_ref, frame_fast = ref.render(), fast.render()
                 assert frame_ref.shape == (400, 600, 3)
                 assert np.array_equal(frame_ref, frame_fast), f"rgb_array frame at step {t}"
-    finally:
-        ref.close()
-        fast.close()
 
 
 def test_human_render_mode_runs_headless():
     # Only checkable with SDL's dummy video driver here: the window is not
     # shown, but the display path (set_mode, blit, flip) runs.
-    ref = CarRacing(render_mode="human")
-    fast = FastCarRacing(render_mode="human")
     rng = np.random.default_rng(8)
-    try:
+    with _env_pair(render_mode="human") as (ref, fast):
         ref.reset(seed=8)
         fast.reset(seed=8)
         for t in range(20):
             action = _random_continuous(ref, rng)
             _assert_same_step(ref.step(action), fast.step(action), f"step {t}")
         assert fast.screen is not None
-    finally:
-        fast.close()
-        ref.close()
 
 
 def test_indicator_panel_covers_the_culled_rows():
