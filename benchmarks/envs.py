@@ -77,10 +77,10 @@ def car_racing_generation(exact_env: bool, popsize: int, workers: int, seed: int
     import es
     from hebbian import presets
 
-    cfg = presets.resolve_config("CarRacing-v2", flag_values={"popsize": popsize, "seed": seed,
-                                                              "env_options": {"exact_env": exact_env}})
+    cfg = presets.resolve("CarRacing-v2", flag_values={"popsize": popsize, "seed": seed,
+                                                       "env_options": {"exact_env": exact_env}})
     problem = presets.problem_from_config(cfg)
-    strategy = es.make_strategy("openai-es", problem.num_params, popsize, cfg["sigma"], cfg["lr"])
+    strategy = presets.strategy_from_config(cfg, problem.num_params)
     state = strategy.init(problem.initial_params(seed), seed)
     population = strategy.ask(state)
     seeds = [es.seeding.train_episode_seeds(seed, 0, group, 1) for group in population.groups]

@@ -46,13 +46,13 @@ class TimedEvaluator:
         return getattr(self.inner, name)
 
 
-def run(workers: int, cfg: dict, generations: int, episodes: int, root: Path) -> dict:
+def run(workers: int, cfg, generations: int, episodes: int, root: Path) -> dict:
     problem = presets.problem_from_config(cfg)
-    strategy = es.make_strategy("openai-es", problem.num_params, cfg["popsize"], cfg["sigma"], cfg["lr"])
+    strategy = presets.strategy_from_config(cfg, problem.num_params)
     evaluator = TimedEvaluator(es.RayEvaluator(problem, num_workers=workers))
     try:
         es.evolve(problem, strategy, evaluator, root / f"w{workers}", generations=generations, episodes=episodes,
-                  seed=cfg["seed"], eval_every=0, eval_episodes=1, config=cfg, progress=False)
+                  seed=cfg.evolution.seed, eval_every=0, eval_episodes=1, config=cfg.to_dict(), progress=False)
     finally:
         evaluator.inner.close()
     rows = list(csv_rows(root / f"w{workers}" / "progress.csv"))
@@ -62,7 +62,7 @@ def run(workers: int, cfg: dict, generations: int, episodes: int, root: Path) ->
     # also holds the final held-out evaluation).
     steady = slice(1, generations - 1)
     bytes_sent = [int(r["bytes_sent"]) for r in rows]
-    full_vectors = cfg["popsize"] * problem.num_params * 4
+    full_vectors = cfg.evolution.popsize * problem.num_params * 4
     return {"workers": workers, "generation_s": float(np.mean(wall[steady])), "generation_s_each": wall.tolist(),
             "share_outside_evaluation": float(np.mean(1 - evaluation[steady] / wall[steady])),
             "bytes_sent_per_generation": float(np.mean(bytes_sent[steady])),
@@ -83,7 +83,7 @@ def main():
     parser.add_argument("--episodes", type=int, default=3, help="episodes per individual (the learning benchmark's 3)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    cfg = presets.resolve_config("LunarLander-v3", flag_values={"popsize": args.popsize, "seed": 0, "quiet": True})
+    cfg = presets.resolve("LunarLander-v3", flag_values={"popsize": args.popsize, "seed": 0, "quiet": True})
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -7,10 +7,25 @@ with at most one capsule of one leg scaled about the joint it hangs from. The fi
 checks that the committed files still equal what the generator gives, so the assets
 cannot drift from the code or from pybullet's Ant.
 
-Leg names follow the body names of ``ant.xml``: ``front_left_leg`` (+x, +y),
-``front_right_leg`` (-x, +y), ``left_back_leg`` (-x, -y), ``right_back_leg`` (+x, -y).
-The *lower segment* of a leg is its ``*_ankle_geom`` capsule (0.4 * sqrt(2) = 0.566 m
-long between the cap centres, radius 0.08 m).
+The geom and body names of ``ant.xml`` do not say where a leg is. The Ant walks towards
++x and, seen from the direction of travel, +y is its left; every leg is a chain of three
+capsules (hip ``aux_*_geom``, upper ``*_leg_geom``, lower ``*_ankle_geom``) pointing
+diagonally outwards from the torso centre, so the sign of each capsule's ``fromto``
+direction is the quadrant of its leg (lower-segment ``fromto`` end; the other geoms; the bodies):
+
+- front left (+x, +y): ``left_ankle_geom`` (0.4, 0.4); ``aux_1_geom``, ``left_leg_geom``;
+  bodies ``front_left_leg``, ``aux_1``, ``front_left_foot``.
+- front right (+x, -y): ``fourth_ankle_geom`` (0.4, -0.4); ``aux_4_geom``,
+  ``rightback_leg_geom``; bodies ``right_back_leg``, ``aux_4``, ``right_back_foot``.
+- back left (-x, +y): ``right_ankle_geom`` (-0.4, 0.4); ``aux_2_geom``, ``right_leg_geom``;
+  bodies ``front_right_leg``, ``aux_2``, ``front_right_foot``.
+- back right (-x, -y): ``third_ankle_geom`` (-0.4, -0.4); ``aux_3_geom``, ``back_leg_geom``;
+  bodies ``left_back_leg``, ``aux_3``, ``left_back_foot``.
+
+Morphology names follow the physical position, never the ant.xml names: "damaged-right"
+shortens ``fourth_ankle_geom`` (the front-right leg), exactly as the reference's
+``ant_asym_right.xml`` does. The *lower segment* of a leg is its ``*_ankle_geom`` capsule
+(0.4 * sqrt(2) = 0.566 m long between the cap centres, radius 0.08 m).
 
 This module imports neither pybullet nor the environment code, so ``envs.MORPHOLOGIES``
 is cheap to read.
@@ -35,18 +50,20 @@ class LegChange:
     description: str
 
 
-# The paper's asymmetric ants (Najarro & Risi 2020, ``damaged_bullet_morphologies/``)
-# shorten one front leg's lower segment to a quarter: "damaged-left" scales
-# left_ankle_geom, "damaged-right" right_ankle_geom. The others are extra variants for
-# generalisation studies (a damaged back leg, a longer front leg).
+# The paper's asymmetric ants (Najarro & Risi 2020, reference repository
+# enajx/HebbianMetaLearning, ``damaged_bullet_morphologies/``) shorten one front leg's lower
+# segment to a quarter: ant_asym_right.xml (a training body) scales fourth_ankle_geom, the
+# front-right leg, and ant_asym_left.xml (the held-out test body) left_ankle_geom, the
+# front-left leg. The others are extra variants for generalisation studies (a damaged back
+# leg, a longer front leg). Names give the leg's physical position (module docstring).
 _CHANGES: dict[str, LegChange | None] = {
     "healthy": None,
-    "damaged-left": LegChange("left_ankle_geom", 0.25, "front_left_leg lower segment at 1/4 length (paper)"),
-    "damaged-right": LegChange("right_ankle_geom", 0.25, "front_right_leg lower segment at 1/4 length (paper)"),
-    "damaged-back-left": LegChange("third_ankle_geom", 0.25, "left_back_leg lower segment at 1/4 length"),
-    "damaged-back-right": LegChange("fourth_ankle_geom", 0.25, "right_back_leg lower segment at 1/4 length"),
-    "long-front-left": LegChange("left_ankle_geom", 1.5, "front_left_leg lower segment at 1.5x length"),
-    "long-front-right": LegChange("right_ankle_geom", 1.5, "front_right_leg lower segment at 1.5x length"),
+    "damaged-left": LegChange("left_ankle_geom", 0.25, "front-left lower leg (left_ankle_geom) at 1/4 length (paper's test body, ant_asym_left.xml)"),
+    "damaged-right": LegChange("fourth_ankle_geom", 0.25, "front-right lower leg (fourth_ankle_geom) at 1/4 length (paper's training body, ant_asym_right.xml)"),
+    "damaged-back-left": LegChange("right_ankle_geom", 0.25, "back-left lower leg (right_ankle_geom) at 1/4 length"),
+    "damaged-back-right": LegChange("third_ankle_geom", 0.25, "back-right lower leg (third_ankle_geom) at 1/4 length"),
+    "long-front-left": LegChange("left_ankle_geom", 1.5, "front-left lower leg (left_ankle_geom) at 1.5x length"),
+    "long-front-right": LegChange("fourth_ankle_geom", 1.5, "front-right lower leg (fourth_ankle_geom) at 1.5x length"),
 }
 
 MORPHOLOGIES: tuple[str, ...] = tuple(_CHANGES)
@@ -90,7 +107,8 @@ def morphology_xml(morphology: str, base_xml: str | None = None) -> str:
     The capsule's ``fromto`` segment keeps its start (the joint) and its direction; its end
     moves to ``start + scale * (end - start)``, so its length (metres) is multiplied by
     ``scale`` and the radius is unchanged. Everything else is left byte for byte, so the
-    "damaged-left" file is the paper's ``ant_asym_left.xml``.
+    "damaged-left" and "damaged-right" files are the paper's ``ant_asym_left.xml`` and
+    ``ant_asym_right.xml``.
     """
     text = pybullet_ant_xml() if base_xml is None else base_xml
     change = leg_change(morphology)

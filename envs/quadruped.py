@@ -10,7 +10,8 @@ Fitness as in Najarro & Risi 2020 (reference ``fitness_functions.py``), each ste
    alive bonus and the electricity / joint-limit costs are dropped, as in the paper.
 3. :class:`ZeroActionBurnIn`: ``reset`` first runs ``burn_in`` (40) steps with zero
    torques, so the Ant, dropped from 0.75 m, has landed before the agent acts. Progress
-   made while falling is not counted and these steps do not count towards the time limit.
+   made while falling is not counted, but these steps do count towards the time limit
+   (step 6), as in the reference.
 4. :class:`TerminationGrace`: the env ends an episode when the torso is below 0.26 m
    ("fallen"), which is already the case for the Ant at rest on its belly after the
    burn-in; the reference code ignored that until step ``no_progress_after`` (200) and so
@@ -18,9 +19,15 @@ Fitness as in Najarro & Risi 2020 (reference ``fitness_functions.py``), each ste
 5. :class:`~envs.wrappers.StopAfterNegativeRun`: after step ``no_progress_after`` (200),
    the episode is truncated once more than ``no_progress_patience`` (30) steps in a row
    made negative progress (the reference ``if t > 200: ... if neg_count > 30: break``).
-6. ``TimeLimit``: ``max_episode_steps`` (1000) agent steps after the burn-in. The reference
-   code's TimeLimit also counted the 40 burn-in steps (960 agent steps at most); pass
-   ``max_episode_steps=960`` to reproduce that budget exactly.
+6. ``TimeLimit``: ``max_episode_steps`` (1000) counts env steps *including* the burn-in,
+   as the reference's ``AntBulletEnv-v0`` did (its 1000-step TimeLimit also counted the 40
+   zero-action steps): the agent gets ``max_episode_steps - burn_in`` steps (960 by
+   default), the number the TimeLimit wrapper (and ``env.spec.max_episode_steps``) holds.
+   ``max_episode_steps <= burn_in`` is an error. The registered ``HebbianAnt-<morphology>-v0``
+   ids carry ``max_episode_steps=960`` (1000 less the default burn-in), so a plain
+   ``gymnasium.make(id)`` gives the same limit; a ``max_episode_steps`` (or a ``burn_in``)
+   passed to ``gymnasium.make`` itself leaves that rule: Gymnasium's own argument counts
+   agent steps only, so use ``envs.make`` to change either.
 
 Observation: float32 (28,) (the pybullet Ant's state); action: float32 (8,) joint torques
 in [-1, 1] (values outside are clipped by the env).
@@ -114,6 +121,11 @@ class ProgressReward(gymnasium.Wrapper, RecordConstructorArgs):
         return obs, info["progress"], terminated, truncated, {**info, "env_reward": float(reward)}
 
 
+def _check_burn_in(steps: Any) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"burn_in must be a non-negative int (steps), got {steps!r}")
+
+
 class ZeroActionBurnIn(gymnasium.Wrapper, RecordConstructorArgs):
     """On ``reset``, run ``steps`` env steps with an all-zero action and return the last observation.
 
@@ -122,8 +134,7 @@ class ZeroActionBurnIn(gymnasium.Wrapper, RecordConstructorArgs):
     """
 
     def __init__(self, env: gymnasium.Env, steps: int = 40):
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-            raise ValueError(f"burn_in must be a non-negative int (steps), got {steps!r}")
+        _check_burn_in(steps)
         RecordConstructorArgs.__init__(self, steps=steps)
         gymnasium.Wrapper.__init__(self, env)
         self.steps = steps
@@ -174,8 +185,9 @@ def make_registered(
 ) -> gymnasium.Env:
     """Entry point of the ``HebbianAnt-<morphology>-v0`` ids: steps 1-5 of the module docstring.
 
-    ``gymnasium.make`` adds the time limit (step 6). ``reward="env"`` keeps the env's full
-    reward (alive bonus + progress + costs); ``no_progress_patience=None`` turns the
+    ``gymnasium.make`` adds the time limit (step 6: the ids' 960 agent steps are the
+    reference's 1000 less the default 40-step burn-in). ``reward="env"`` keeps the env's
+    full reward (alive bonus + progress + costs); ``no_progress_patience=None`` turns the
     no-progress stop off; ``no_progress_after=-1`` lets falls end the episode at once, as
     in ``AntBulletEnv-v0`` (note that the Ant at rest already counts as fallen: its torso
     lies on the ground until the legs push it up).
@@ -196,7 +208,8 @@ def make_quadruped(env_id: str = QUADRUPED_BASE_ID, **options: Any) -> gymnasium
     """The paper's quadruped task; ``env_id`` is ``AntBulletEnv-v0`` or a ``HebbianAnt-<morphology>-v0`` id.
 
     Options and defaults are in :data:`DEFAULTS`. With a ``HebbianAnt-*`` id the morphology
-    is the id's; passing a different ``morphology`` is an error.
+    is the id's; passing a different ``morphology`` is an error. ``max_episode_steps``
+    counts the burn-in steps (module docstring, step 6).
     """
     unknown = sorted(set(options) - set(DEFAULTS))
     if unknown:
@@ -208,12 +221,15 @@ def make_quadruped(env_id: str = QUADRUPED_BASE_ID, **options: Any) -> gymnasium
             raise ValueError(f"{env_id} has morphology {QUADRUPED_IDS[env_id]!r}, not {options['morphology']!r}; use {QUADRUPED_BASE_ID} with morphology=... instead")
         opts["morphology"] = QUADRUPED_IDS[env_id]
     check_morphology(opts["morphology"])
-    steps = opts["max_episode_steps"]
+    steps, burn_in = opts["max_episode_steps"], opts["burn_in"]
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"max_episode_steps must be a positive int, got {steps!r}")
+    _check_burn_in(burn_in)
+    if steps <= burn_in:
+        raise ValueError(f"max_episode_steps={steps} counts the burn_in={burn_in} steps too (as in the reference), so it must exceed burn_in")
     return gymnasium.make(
         quadruped_id(opts["morphology"]),
-        max_episode_steps=steps,
+        max_episode_steps=steps - burn_in,  # agent steps: the reference's limit less the burn-in
         render_mode=opts["render_mode"],
         burn_in=opts["burn_in"],
         no_progress_after=opts["no_progress_after"],

@@ -1,7 +1,8 @@
 """OpenAI-ES (Salimans et al. 2017) as the Hebbian paper uses it (Najarro & Risi 2020).
 
 Antithetic sampling: pair k is (centre + sigma*eps_k, centre - sigma*eps_k), both on the
-same episodes. The ascent direction from shaped fitness w (centered ranks by default) is
+same episodes. The ascent direction from shaped fitness w (by default the paper's
+`standardized_ranks`: centred ranks, then mean 0 and std 1) is
 
     g = 1 / (popsize * sigma) * sum_k (w[2k] - w[2k+1]) * eps_k          float32 (n,)
 
@@ -65,7 +66,7 @@ class OpenAIES:
         *,
         optimizer: str = "sgd",
         optimizer_kwargs: dict | None = None,
-        shaping: str | Shaping = "centered_ranks",
+        shaping: str | Shaping = "standardized_ranks",
         weight_decay: float = 0.0,
         lr_decay: float = 0.995,
         lr_limit: float = 0.001,

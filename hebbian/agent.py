@@ -11,13 +11,15 @@ minus an optional coefficient penalty, the environment steps taken and every ret
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
 
 import envs
+from hebbian.config import AgentConfig, EvolutionConfig
 from hebbian.encoders import make_encoder
+from hebbian.lstm import LSTMNetwork
 from hebbian.network import HebbianNetwork, StaticNetwork
 
 
@@ -50,7 +52,9 @@ class ParamSpec:
         return views
 
 
-# -- action heads: network outputs (linear) -> environment actions ------------------------
+# -- action heads: network outputs -> environment actions ---------------------------------
+# Each head squashes at most once: with output_activation="tanh" the network's outputs are
+# already in [-1, 1] and the head only rescales them; with a linear output the head squashes.
 def _sigmoid(v):
     return 1.0 / (1.0 + np.exp(-v))
 
@@ -67,10 +71,17 @@ class DiscreteHead:
 
 
 class BoxHead:
-    """Box: tanh scaled into [low, high] where both bounds are finite, the raw output elsewhere."""
+    """Box: outputs mapped into [low, high] where both bounds are finite, the raw output elsewhere.
 
-    def __init__(self, space: gym.spaces.Box):
+    squashed=False (linear outputs): low + (tanh(y) + 1) / 2 * (high - low).
+    squashed=True (outputs already tanh'ed by the network): low + (y + 1) / 2 * (high - low),
+    the affine map of the AttentionAgent's CarRacingTask and, for [-1, 1] bounds (the
+    quadruped), the identity, as the reference code's Bullet actions.
+    """
+
+    def __init__(self, space: gym.spaces.Box, squashed: bool = False):
         self.num_outputs = int(np.prod(space.shape))
+        self.squashed = bool(squashed)
         self._shape = space.shape
         self._bounded = np.isfinite(space.low) & np.isfinite(space.high)
         self._low = np.where(self._bounded, space.low, 0).astype(np.float32).ravel()
@@ -79,12 +90,14 @@ class BoxHead:
         self._dtype = space.dtype
 
     def __call__(self, y: np.ndarray):
-        scaled = self._low + (np.tanh(y) + 1) * 0.5 * self._span
+        unit = y if self.squashed else np.tanh(y)
+        scaled = self._low + (unit + 1) * 0.5 * self._span
         return np.where(self._bounded, scaled, y).astype(self._dtype).reshape(self._shape)
 
 
 class CarRacingHead:
-    """CarRacing's (steer, gas, brake): tanh for steering in [-1, 1], sigmoid for gas and brake in [0, 1]."""
+    """CarRacing's (steer, gas, brake) from linear outputs: tanh for steering in [-1, 1],
+    sigmoid for gas and brake in [0, 1] (the Hebbian paper's reference code)."""
 
     num_outputs = 3
 
@@ -92,44 +105,21 @@ class CarRacingHead:
         return np.array([np.tanh(y[0]), _sigmoid(y[1]), _sigmoid(y[2])], dtype=np.float32)
 
 
-def make_head(action_space: gym.Space, env_id: str | None = None):
-    """The action head for `action_space` (CarRacing's continuous space gets its own)."""
+def make_head(action_space: gym.Space, env_id: str | None = None, squashed: bool = False):
+    """The action head for `action_space`; `squashed`: the network's outputs are already tanh'ed.
+
+    CarRacing's continuous space with linear outputs gets the paper's tanh/sigmoid head.
+    """
     if isinstance(action_space, gym.spaces.Discrete):
         return DiscreteHead(action_space)
     if isinstance(action_space, gym.spaces.Box):
-        if env_id is not None and envs.task_family(env_id) == "car_racing":
+        if not squashed and env_id is not None and envs.task_family(env_id) == "car_racing":
             return CarRacingHead()
-        return BoxHead(action_space)
+        return BoxHead(action_space, squashed=squashed)
     raise ValueError(f"action space {action_space} is not supported; use a Discrete or Box action space")
 
 
 # -- the policy --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class AgentConfig:
-    """Everything that defines an agent apart from the environment.
-
-    Attributes:
-        network: "hebbian" (evolved plasticity rule) or "static" (evolved weights).
-        hidden: hidden layer widths.
-        rule, activation, init, init_scale, normalize, weight_limit: see HebbianNetwork.
-        encoder: None for vector observations, or an encoder name (`hebbian.encoders`).
-        encoder_options: keyword options of the encoder.
-        param_init_scale: the starting centre of evolution is uniform in [-s, s].
-    """
-
-    network: str = "hebbian"
-    hidden: tuple[int, ...] = (128, 64)
-    rule: str = "ABCD_lr"
-    activation: str = "tanh"
-    init: str = "uniform"
-    init_scale: float = 0.1
-    normalize: bool = True
-    weight_limit: float = 1e3
-    encoder: str | None = None
-    encoder_options: dict = field(default_factory=dict)
-    param_init_scale: float = 0.1
-
-
 def _flat_size(space: gym.Space) -> int:
     if isinstance(space, gym.spaces.Discrete):
         return int(space.n)
@@ -145,15 +135,16 @@ class Policy:
         config: the AgentConfig.
         observation_space, action_space: the environment's spaces.
         env_id: used only to pick task-specific action heads (CarRacing).
+        encoder_options: keyword options of the encoder (a pretrained one's checksum).
     """
 
     def __init__(self, config: AgentConfig, observation_space: gym.Space, action_space: gym.Space,
-                 env_id: str | None = None):
+                 env_id: str | None = None, encoder_options: dict | None = None):
         self.config = config
-        self.head = make_head(action_space, env_id)
+        self.head = make_head(action_space, env_id, squashed=config.output_activation == "tanh")
         self.encoder = None
         if config.encoder:
-            self.encoder = make_encoder(config.encoder, **config.encoder_options)
+            self.encoder = make_encoder(config.encoder, **(encoder_options or {}))
             if tuple(observation_space.shape) != tuple(self.encoder.obs_shape):
                 raise ValueError(f"encoder {config.encoder!r} takes observations of shape {self.encoder.obs_shape}, "
                                  f"the environment gives {observation_space.shape}")
@@ -165,17 +156,30 @@ class Policy:
         if config.network == "hebbian":
             self.network = HebbianNetwork(sizes, rule=config.rule, activation=config.activation, init=config.init,
                                           init_scale=config.init_scale, normalize=config.normalize,
-                                          weight_limit=config.weight_limit)
+                                          weight_limit=config.weight_limit,
+                                          output_activation=config.output_activation)
         elif config.network == "static":
-            self.network = StaticNetwork(sizes, activation=config.activation)
+            self.network = StaticNetwork(sizes, activation=config.activation,
+                                         output_activation=config.output_activation)
+        elif config.network == "lstm":
+            self.network = LSTMNetwork(sizes, output_activation=config.output_activation)
         else:
-            raise ValueError(f"unknown network {config.network!r}; choose 'hebbian' or 'static'")
+            raise ValueError(f"unknown network {config.network!r}; choose 'hebbian', 'static' or 'lstm'")
         parts = []
         if self.encoder is not None and self.encoder.num_params:
             parts.append(("encoder", self.encoder.num_params))
         parts.append(("network", self.network.num_params))
         self.spec = ParamSpec(tuple(parts))
         self.num_params = self.spec.num_params
+
+    def penalised(self, flat: np.ndarray) -> np.ndarray:
+        """The part of `flat` the coefficient penalty covers, as the reference's
+        `np.mean(coeffs**2)`: a Hebbian network's plasticity coefficients (not co-evolved
+        initial weights, not the encoder's weights), the weights of the other networks."""
+        network = self.spec.split(flat)["network"]
+        if isinstance(self.network, HebbianNetwork):
+            return network[: self.network.num_coeffs]
+        return network
 
     def set_params(self, flat: np.ndarray) -> None:
         """Use `flat` (float32, (num_params,)) as all parameters, as views."""
@@ -234,19 +238,26 @@ class AgentProblem:
         env_options: keyword options of `envs.make` (e.g. {"neg_reward_limit": 20}).
         morphologies: for the quadruped, a list of morphology names; the fitness is the mean
             over all of them (every seed is played on every morphology).
-        coeff_penalty: subtract coeff_penalty * mean(network parameters ** 2) from the fitness
-            (the paper: 0.01); 0 turns it off.
+        coeff_penalty: subtract coeff_penalty * mean(Policy.penalised(params) ** 2) from the
+            fitness (the reference: 0.01 on the plasticity coefficients); 0 turns it off.
+        centre_init, centre_init_scale: the distribution of `initial_params` (see
+            `hebbian.config.EvolutionConfig`).
+        encoder_options: keyword options of the encoder (a pretrained one's checksum).
 
     Picklable: environments and networks are built lazily in the process that evaluates.
     """
 
     def __init__(self, env_id: str, agent: AgentConfig = AgentConfig(), env_options: dict | None = None,
-                 morphologies: list[str] | None = None, coeff_penalty: float = 0.0):
+                 morphologies: list[str] | None = None, coeff_penalty: float = EvolutionConfig.coeff_penalty,
+                 centre_init: str = EvolutionConfig.centre_init,
+                 centre_init_scale: float = EvolutionConfig.centre_init_scale, encoder_options: dict | None = None):
         self.env_id = env_id
         self.agent = agent
+        self.encoder_options = dict(encoder_options or {})
         self.env_options = dict(env_options or {})
         self.morphologies = list(morphologies) if morphologies else None
         self.coeff_penalty = float(coeff_penalty)
+        self.centre_init, self.centre_init_scale = centre_init, float(centre_init_scale)
         self._envs = None
         self._policy = None
         self.num_params = self.policy.num_params
@@ -270,18 +281,36 @@ class AgentProblem:
     def policy(self) -> Policy:
         if self._policy is None:
             env = self.envs[0]
-            self._policy = Policy(self.agent, env.observation_space, env.action_space, self.env_id)
+            self._policy = Policy(self.agent, env.observation_space, env.action_space, self.env_id,
+                                  encoder_options=self.encoder_options)
         return self._policy
 
     def initial_params(self, seed: int) -> np.ndarray:
-        """Starting centre, float32 (num_params,): uniform in [-param_init_scale, param_init_scale],
-        except an encoder part drawn by the encoder's own `initial_params(seed)` where it has one."""
+        """Starting centre of evolution, float32 (num_params,), drawn from `seed`.
+
+        centre_init "normal": N(0, s^2) for every parameter (the reference's torch.randn for
+        the coefficients and the CNN's weights, s = 1); "uniform": U[-s, s]; "torch-default":
+        each part's `initial_params(seed)` (PyTorch's default layer initialisation, which
+        the attention agent's encoder and LSTM have and the Hebbian coefficients do not).
+        """
         rng = np.random.default_rng(seed)
-        s = self.agent.param_init_scale
-        flat = (rng.random(self.num_params, dtype=np.float32) * 2 - 1) * np.float32(s)
-        encoder = self.policy.encoder
-        if encoder is not None and encoder.num_params and hasattr(encoder, "initial_params"):
-            self.policy.spec.split(flat)["encoder"][:] = encoder.initial_params(seed)
+        s = np.float32(self.centre_init_scale)
+        if self.centre_init == "normal":
+            return rng.standard_normal(self.num_params, dtype=np.float32) * s
+        if self.centre_init == "uniform":
+            return (rng.random(self.num_params, dtype=np.float32) * 2 - 1) * s
+        if self.centre_init != "torch-default":
+            raise ValueError(f"unknown centre_init {self.centre_init!r}; choose normal, uniform or torch-default")
+        policy = self.policy
+        parts = {"encoder": policy.encoder, "network": policy.network}
+        flat = np.empty(self.num_params, np.float32)
+        views = policy.spec.split(flat)
+        for (name, _), seq in zip(policy.spec.parts, np.random.SeedSequence(seed).spawn(len(policy.spec.parts))):
+            part = parts[name]
+            if not hasattr(part, "initial_params"):
+                raise ValueError(f"centre_init='torch-default' needs a PyTorch default initialisation for every "
+                                 f"part, and the {name} ({type(part).__name__}) has none; use normal or uniform")
+            views[name][:] = part.initial_params(int(seq.generate_state(1)[0]))
         return flat
 
     def evaluate(self, params: np.ndarray, seeds) -> tuple[float, int, tuple[float, ...]]:
@@ -297,8 +326,7 @@ class AgentProblem:
                 steps += n
         fitness = float(np.mean(returns))
         if self.coeff_penalty:
-            network = policy.spec.split(params)["network"]
-            fitness -= self.coeff_penalty * float(np.mean(np.square(network, dtype=np.float64)))
+            fitness -= self.coeff_penalty * float(np.mean(np.square(policy.penalised(params), dtype=np.float64)))
         return fitness, steps, tuple(returns)
 
     def close(self) -> None:

@@ -35,6 +35,7 @@ import es
 from es import seeding
 from hebbian import presets
 from hebbian.agent import AgentProblem
+from hebbian.config import RunConfig
 
 PROTOCOL = ("full episodes (training early stops off), held-out test seeds distinct from training "
             "and from the run's held-out evaluation seeds, reference environment")
@@ -60,8 +61,13 @@ class LoadedRun:
     label: str
 
     @property
+    def settings(self) -> RunConfig:
+        """config.json as a checked RunConfig (the run's settings)."""
+        return presets.from_saved(self.config, f"{self.run_dir}/config.json")
+
+    @property
     def env_id(self) -> str:
-        return self.config["env_id"]
+        return self.settings.env.env_id
 
     @property
     def seed(self) -> int:
@@ -91,9 +97,9 @@ def load_run(run_dir: str | Path, which: str | int = "best") -> LoadedRun:
         raise es.UsageError(f"run folder {run_dir} does not exist; give a folder created by scripts/evolve.py")
     which = parse_which(which)
     config = es.read_config(run_dir)
-    for key in ("env_id", "env_options", "network", "hidden", "rule"):
-        if key not in config:
-            raise es.UsageError(f"{run_dir}/config.json has no {key!r}; it was not written by scripts/evolve.py")
+    settings = presets.from_saved(config, f"{run_dir}/config.json")  # a ConfigError (UsageError) if it is not a run's
+    if not settings.env.env_id:
+        raise es.UsageError(f"{run_dir}/config.json has no env_id; it was not written by scripts/evolve.py")
     if which == "best" and not (run_dir / "best.json").exists():
         raise es.CheckpointError(f"{run_dir} has no best.npz yet (no held-out evaluation has run); "
                                  "ask for the newest checkpoint instead (--checkpoint latest)", str(run_dir / "best.npz"))
@@ -150,19 +156,19 @@ def make_problem(run: LoadedRun, morphology: str | None = None, protocol: bool =
     Raises es.UsageError for a morphology the task does not have, es.CheckpointError when
     the parameters do not fit the agent config.json describes.
     """
-    cfg = dict(run.config)
-    options = {**(protocol_env_options(cfg["env_id"]) if protocol else {}), **env_overrides}
+    cfg = run.settings
+    env_id = cfg.env.env_id
+    options = {**(protocol_env_options(env_id) if protocol else {}), **env_overrides}
+    morphologies = True
     if morphology is not None:
-        if envs.task_family(cfg["env_id"]) != "quadruped":
-            raise es.UsageError(f"--morphology applies to the quadruped only; {cfg['env_id']} has no morphologies")
+        if envs.task_family(env_id) != "quadruped":
+            raise es.UsageError(f"--morphology applies to the quadruped only; {env_id} has no morphologies")
         if morphology not in envs.MORPHOLOGIES:
             raise es.UsageError(f"unknown morphology {morphology!r}; choose one of {', '.join(envs.MORPHOLOGIES)}")
-        cfg["morphologies"] = None  # one body, given as an env option
+        morphologies = None  # one body, given as an env option
         options["morphology"] = morphology
     try:
-        problem = presets.problem_from_config(cfg, **options)
-    except (KeyError, TypeError) as e:
-        raise es.UsageError(f"{run.run_dir}/config.json does not describe an agent ({type(e).__name__}: {e})") from None
+        problem = presets.problem_from_config(cfg, morphologies=morphologies, **options)
     except ValueError as e:  # unknown env id, option or agent setting
         raise es.UsageError(str(e).splitlines()[0]) from None
     if problem.num_params != run.params.shape[0]:

@@ -39,7 +39,8 @@ Arrays shared by the kernels (float32 unless noted; L = number of layers, S = sy
     terms     (4 * S,)            eta * term t of synapse s at t * S + s (s numbered as in
                                   weights; t = 0..3 for A, B, C, D; absent terms' runs unread)
     scales    (L,)                factor that turns stored weights into the layer's true weights
-    acts      (2, sum sizes)      activations of this step (row parity) and the previous one
+    acts      (2, sum sizes)      activations of this step (row parity) and the previous one,
+                                  after each layer's activation (the output layer's included)
     sizes, w_off, a_off           int64 layout tables
 """
 from __future__ import annotations
@@ -155,12 +156,15 @@ def _layer_rows(code, w, c, off, n_in, n_out, s, pre, post, x, h, cm):
 
 @njit(nogil=True, cache=True)
 def hebbian_step(x, weights, terms, code, scales, acts, parity, pending, sizes, w_off, a_off,
-                 hidden_act, normalize, limit, colmax):
+                 hidden_act, output_act, normalize, limit, colmax):
     """One network step; returns 1 if the divergence guard fired, else 0.
 
     x: (sizes[0],) input. Writes this step's activations into acts[parity]; the output
-    layer's (linear) values are acts[parity, a_off[L]:]. code: the rule (`rule_code`).
-    colmax: float32 scratch of 2 x max n_out.
+    layer's values, activated with `output_act`, are acts[parity, a_off[L]:]. Activated
+    values are what is stored, so they are the post-synaptic activity of the next update
+    (and of `hebbian_flush`), for the output layer as for the hidden ones.
+    code: the rule (`rule_code`). hidden_act, output_act: codes from ACTIVATIONS
+    (0 = linear leaves the values as they are). colmax: float32 scratch of 2 x max n_out.
     """
     cur = acts[parity]
     prev = acts[1 - parity]
@@ -198,8 +202,7 @@ def hebbian_step(x, weights, terms, code, scales, acts, parity, pending, sizes, 
                 for j in range(n_out):
                     h[j] += xi * w[row + j]
             h *= s
-        if layer < num_layers - 1:
-            _activate(h, hidden_act)
+        _activate(h, hidden_act if layer < num_layers - 1 else output_act)
     return diverged
 
 

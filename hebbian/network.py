@@ -4,8 +4,15 @@
 `reset(seed)` and change at every `step` by the rule (see `hebbian.rules`, `hebbian.kernels`).
 `StaticNetwork` is the baseline whose parameters are the weights themselves.
 
-Both: no biases, hidden layers use `activation`, the output layer is linear (an action head
-maps it), float32 throughout, `set_params(flat)` keeps a view of the caller's vector.
+Both: no biases, hidden layers use `activation`, float32 throughout, `set_params(flat)`
+keeps a view of the caller's vector. The output layer uses `output_activation`:
+- "linear" (default): the action head bounds the raw outputs and the plasticity rule sees
+  the raw values, as the paper's code does for CarRacing;
+- "tanh" for the Bullet tasks: there the paper's code (`fitness_functions.py`) squashes the
+  output layer, o3 = tanh(W3 x2), acts with that o3 and uses the squashed o3 as the
+  post-synaptic activity of the last layer's Hebbian update. `step` returns the squashed
+  values and `HebbianNetwork` stores them for the update, so a rule evolved here sees the
+  activities it would see in the paper's setup.
 """
 from __future__ import annotations
 
@@ -47,6 +54,9 @@ class HebbianNetwork:
         sizes: layer widths, input first, e.g. (648, 128, 64, 3).
         rule: a name from `hebbian.rules.RULE_NAMES`.
         activation: hidden-layer activation, "tanh", "relu" or "linear".
+        output_activation: the output layer's activation, same names; "linear" (default) or
+            "tanh" (the paper's Bullet tasks). The activated output is both what `step`
+            returns and the post-synaptic activity of the last layer's plasticity update.
         init: initial weights at each reset: "uniform" in [-init_scale, init_scale],
             "normal" with std init_scale, "xavier" (uniform, Glorot bound per layer), or
             "coevolve" (the initial weights are evolved too and appended to the parameters).
@@ -59,10 +69,13 @@ class HebbianNetwork:
     """
 
     def __init__(self, sizes, rule: str = "ABCD_lr", activation: str = "tanh", init: str = "uniform",
-                 init_scale: float = 0.1, normalize: bool = False, weight_limit: float = 1e3):
+                 init_scale: float = 0.1, normalize: bool = False, weight_limit: float = 1e3,
+                 output_activation: str = "linear"):
         self.sizes = _check_sizes(sizes)
         self.rule = get_rule(rule)
         self._act_code = _check_activation(activation)
+        self._out_act_code = _check_activation(output_activation)
+        self.output_activation = output_activation
         if init not in INITS:
             raise ValueError(f"unknown weight init {init!r}; choose one of: {', '.join(INITS)}")
         if not init_scale > 0 or not weight_limit > 0:
@@ -137,15 +150,16 @@ class HebbianNetwork:
     def step(self, x: np.ndarray) -> np.ndarray:
         """Forward one input (float32, (sizes[0],)) and apply the plasticity update.
 
-        Returns the output layer's linear values, float32 (sizes[-1],). The returned array
-        is an internal buffer: it is overwritten two steps later, copy it to keep it.
+        Returns the output layer's values after `output_activation`, float32 (sizes[-1],).
+        The returned array is an internal buffer: it is overwritten two steps later, copy it to keep it.
         """
         if self._params is None:
             self._require_params()
         self._parity ^= 1
         flag = hebbian_step(x, self._weights, self._terms_flat, self._code, self._scales,
                             self._acts, self._parity, self._pending, self._sizes, self._w_off,
-                            self._a_off, self._act_code, self.normalize, self.weight_limit, self._colmax)
+                            self._a_off, self._act_code, self._out_act_code, self.normalize,
+                            self.weight_limit, self._colmax)
         self._pending = True
         self.diverged |= bool(flag)
         return self._outputs[self._parity]
@@ -175,15 +189,18 @@ class StaticNetwork:
 
     Args:
         sizes: layer widths, input first.
-        activation: hidden-layer activation; the output layer is linear.
+        activation: hidden-layer activation.
+        output_activation: the output layer's, "linear" (default) or "tanh" (Bullet tasks), as
+            in `HebbianNetwork`.
 
     Parameters (flat float32 vector): each layer's weights (n_in, n_out), C order, in layer order.
     """
 
-    def __init__(self, sizes, activation: str = "tanh"):
+    def __init__(self, sizes, activation: str = "tanh", output_activation: str = "linear"):
         self.sizes = _check_sizes(sizes)
-        self.activation = activation
+        self.activation, self.output_activation = activation, output_activation
         self._act_code = _check_activation(activation)
+        self._out_act_code = _check_activation(output_activation)
         shapes = list(zip(self.sizes[:-1], self.sizes[1:]))
         self._offsets = np.concatenate([[0], np.cumsum([a * b for a, b in shapes])]).astype(np.int64)
         self.num_params = int(self._offsets[-1])
@@ -202,16 +219,17 @@ class StaticNetwork:
         """Nothing to draw: the weights are the parameters."""
 
     def step(self, x: np.ndarray) -> np.ndarray:
-        """Forward one input (float32, (sizes[0],)); returns the linear output (sizes[-1],), an internal buffer."""
+        """Forward one input (float32, (sizes[0],)); returns the output after `output_activation`
+        (sizes[-1],), an internal buffer."""
         h = np.asarray(x, dtype=np.float32)
         last = len(self._shapes) - 1
         for i, (w, out) in enumerate(zip(self._weight_views, self._hidden)):
             np.matmul(h, w, out=out)
-            if i < last:
-                if self._act_code == 1:
-                    np.tanh(out, out=out)
-                elif self._act_code == 2:
-                    np.maximum(out, 0, out=out)
+            code = self._act_code if i < last else self._out_act_code
+            if code == 1:
+                np.tanh(out, out=out)
+            elif code == 2:
+                np.maximum(out, 0, out=out)
             h = out
         return h
 

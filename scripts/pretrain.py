@@ -70,7 +70,7 @@ def make_driver(spec: str):
         params = es.load_params(run_dir, "best")
     except es.CheckpointError:
         params = es.load_params(run_dir, "latest")
-    problem = presets.problem_from_config({k: v for k, v in cfg.items() if k in presets.KEYS})
+    problem = presets.problem_from_config(presets.from_saved(cfg, f"{run_dir}/config.json"))
     return AgentDriver(problem.policy, params)
 
 

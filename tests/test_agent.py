@@ -97,7 +97,8 @@ def test_episode_seeds_are_independent_streams():
 
 
 def test_agent_problem_is_pure_and_picklable():
-    problem = AgentProblem("CartPole-v1", AgentConfig(hidden=(16,)))
+    problem = AgentProblem("CartPole-v1", AgentConfig(hidden=(16,)), coeff_penalty=0.0, centre_init="uniform",
+                           centre_init_scale=0.1)
     params = problem.initial_params(0)
     assert params.dtype == np.float32 and np.abs(params).max() <= 0.1
     first = problem.evaluate(params, [3, 4])
@@ -110,7 +111,7 @@ def test_agent_problem_is_pure_and_picklable():
 
 
 def test_coefficient_penalty():
-    plain = AgentProblem("CartPole-v1", AgentConfig(hidden=(4,)))
+    plain = AgentProblem("CartPole-v1", AgentConfig(hidden=(4,)), coeff_penalty=0.0)
     penalised = AgentProblem("CartPole-v1", AgentConfig(hidden=(4,)), coeff_penalty=0.01)
     params = plain.initial_params(1) * 10
     f0, _, r0 = plain.evaluate(params, [0])
@@ -128,10 +129,12 @@ def test_carracing_agent_runs_headless():
 def test_multi_morphology_fitness_is_the_mean():
     cfg = AgentConfig(network="static", hidden=(8,))
     options = {"max_episode_steps": 120}
-    both = AgentProblem("AntBulletEnv-v0", cfg, env_options=options, morphologies=["healthy", "damaged-right"])
+    both = AgentProblem("AntBulletEnv-v0", cfg, env_options=options, morphologies=["healthy", "damaged-right"],
+                        coeff_penalty=0.0)
     params = both.initial_params(2)
     fitness, _, returns = both.evaluate(params, [1])
-    singles = [AgentProblem("AntBulletEnv-v0", cfg, env_options={**options, "morphology": m}).evaluate(params, [1])[0]
+    singles = [AgentProblem("AntBulletEnv-v0", cfg, env_options={**options, "morphology": m},
+                            coeff_penalty=0.0).evaluate(params, [1])[0]
                for m in ("healthy", "damaged-right")]
     assert returns == pytest.approx(tuple(singles))
     assert fitness == pytest.approx(np.mean(singles))

@@ -1,16 +1,19 @@
 """The pybullet quadruped: morphology assets and geometry, the paper's fitness (burn-in, progress, early stop)."""
 
 import math
+import xml.etree.ElementTree as ET
 
+import gymnasium
 import numpy as np
 import pytest
 
 import envs
 from envs.morphologies import asset_path, leg_change, morphology_xml, pybullet_ant_xml
-from envs.quadruped import CONTROL_DT, MorphologyAntBulletEnv, ProgressReward, TerminationGrace, ZeroActionBurnIn
+from envs.quadruped import CONTROL_DT, DEFAULTS, MorphologyAntBulletEnv, ProgressReward, TerminationGrace, ZeroActionBurnIn
 from envs.wrappers import StopAfterNegativeRun
 
-# Lower leg segment (capsule geom in ant.xml) -> the pybullet link that carries it.
+# Lower leg segment (capsule geom in ant.xml) -> the pybullet link that carries it. Both
+# are ant.xml's names, which do not give the leg's position (envs/morphologies.py).
 LOWER_LEGS = {
     "left_ankle_geom": "front_left_foot",
     "right_ankle_geom": "front_right_foot",
@@ -77,11 +80,53 @@ def test_loaded_body_has_the_expected_leg_lengths(morphology):
         assert (mass < healthy_mass) if scale < 1 else (mass > healthy_mass) if scale > 1 else mass == pytest.approx(healthy_mass)
 
 
-def test_paper_damaged_legs_are_a_quarter_of_a_front_leg():
-    assert leg_change("damaged-left").geom == "left_ankle_geom" and leg_change("damaged-left").scale == 0.25
-    assert leg_change("damaged-right").geom == "right_ankle_geom" and leg_change("damaged-right").scale == 0.25
-    assert 'fromto="0.0 0.0 0.0 0.1 0.1 0.0" name="left_ankle_geom"' in morphology_xml("damaged-left")
-    assert 'fromto="0.0 0.0 0.0 -0.1 0.1 0.0" name="right_ankle_geom"' in morphology_xml("damaged-right")
+def ant_geom_end_points(xml_text):
+    """{geom name: end point (x, y, z) of its fromto in the torso frame}, adding the body positions along the chain."""
+    root = ET.fromstring(xml_text)
+    torso = root.find("./worldbody/body[@name='torso']")
+    ends = {}
+
+    def walk(body, offset):
+        for geom in body.findall("geom"):
+            if "fromto" in geom.attrib:
+                ends[geom.get("name")] = offset + np.array([float(v) for v in geom.get("fromto").split()[3:]])
+        for child in body.findall("body"):
+            walk(child, offset + np.array([float(v) for v in child.get("pos", "0 0 0").split()]))
+
+    walk(torso, np.zeros(3))
+    return ends
+
+
+POSITION_SIGNS = {"front": (0, 1), "back": (0, -1), "left": (1, 1), "right": (1, -1)}  # word -> (axis, sign)
+
+
+@pytest.mark.parametrize("morphology", [m for m in envs.MORPHOLOGIES if set(m.split("-")) & set(POSITION_SIGNS)])
+def test_morphology_names_give_the_physical_position_of_the_changed_leg(morphology):
+    # The Ant walks towards +x (the walk target is at x = 1000 m) and +y is its left.
+    # "damaged-left" / "damaged-right" are front legs (the paper's two bodies).
+    words = set(morphology.split("-")) & set(POSITION_SIGNS)
+    if morphology.startswith("damaged-") and not words & {"front", "back"}:
+        words.add("front")
+    assert words & {"left", "right"} and words & {"front", "back"}
+    geom = leg_change(morphology).geom
+    healthy_end = ant_geom_end_points(pybullet_ant_xml())[geom]
+    changed_end = ant_geom_end_points(morphology_xml(morphology))[geom]
+    assert not np.allclose(healthy_end, changed_end)
+    for word in words:
+        axis, sign = POSITION_SIGNS[word]
+        assert np.sign(healthy_end[axis]) == np.sign(changed_end[axis]) == sign, (word, healthy_end, changed_end)
+
+    # The same in the simulator: the link carrying the capsule lies in that quadrant of the torso.
+    env = envs.make("AntBulletEnv-v0", morphology=morphology, burn_in=0)
+    env.reset(seed=0)
+    p, body = env.unwrapped._p, env.unwrapped.robot.objects[0]
+    assert env.unwrapped.walk_target_x > 0
+    link_index = {p.getJointInfo(body, j)[12].decode(): j for j in range(p.getNumJoints(body))}
+    relative = np.array(p.getLinkState(body, link_index[LOWER_LEGS[geom]])[0]) - np.array(p.getBasePositionAndOrientation(body)[0])
+    env.close()
+    for word in words:
+        axis, sign = POSITION_SIGNS[word]
+        assert np.sign(relative[axis]) == sign, (word, relative)
 
 
 def test_each_morphology_moves_differently_under_the_same_actions():
@@ -194,7 +239,7 @@ def test_make_applies_the_paper_stop_with_its_defaults():
     assert stack["ZeroActionBurnIn"].steps == 40
     assert stack["TerminationGrace"].until == 200
     assert (stack["StopAfterNegativeRun"].limit, stack["StopAfterNegativeRun"].start_after) == (30, 200)
-    assert stack["TimeLimit"]._max_episode_steps == 1000
+    assert stack["TimeLimit"]._max_episode_steps == 960  # the reference's 1000 less the 40 burn-in steps
     assert "ProgressReward" in stack
     off = envs.make("AntBulletEnv-v0", no_progress_patience=None, reward="env")
     names = {type(w).__name__ for w in _wrappers(off)}
@@ -207,8 +252,8 @@ def _wrappers(env):
         env = env.env
 
 
-def test_time_limit_counts_agent_steps_after_the_burn_in():
-    env = envs.make("AntBulletEnv-v0", max_episode_steps=25, no_progress_patience=None)
+def test_time_limit_counts_the_burn_in_steps():
+    env = envs.make("AntBulletEnv-v0", max_episode_steps=65, no_progress_patience=None)  # 40 burn-in + 25 agent steps
     env.reset(seed=0)
     actions = random_actions(25, seed=4)
     for t, action in enumerate(actions):
@@ -216,6 +261,44 @@ def test_time_limit_counts_agent_steps_after_the_burn_in():
         if terminated:
             pytest.fail("the scripted Ant should not fall within 25 steps")
         assert truncated == (t == 24)
+    assert env.spec.max_episode_steps == 25
+
+
+def steps_until_the_end(env, action):
+    """Agent steps of one episode under a constant ``action``, with how it ended."""
+    env.reset(seed=0)
+    for t in range(1, 10_000):
+        _, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            return t, terminated, truncated
+    raise AssertionError("the episode did not end")
+
+
+# Falls ignored all episode long and no no-progress stop: only the time limit ends it.
+NO_EARLY_STOP = {"no_progress_patience": None, "no_progress_after": 10**6}
+
+
+def test_default_time_limit_gives_the_agent_960_steps_like_the_reference():
+    # The reference's AntBulletEnv-v0 TimeLimit (1000) also counted its 40 zero-action steps.
+    env = envs.make("AntBulletEnv-v0", **NO_EARLY_STOP)
+    assert steps_until_the_end(env, np.zeros(8, dtype=np.float32)) == (960, False, True)
+    env.close()
+
+
+def test_registered_ids_give_the_reference_time_limit():
+    for morphology in envs.MORPHOLOGIES:
+        assert gymnasium.spec(envs.quadruped_id(morphology)).max_episode_steps == DEFAULTS["max_episode_steps"] - DEFAULTS["burn_in"] == 960
+    env = gymnasium.make(envs.quadruped_id("damaged-right"), **NO_EARLY_STOP)
+    assert steps_until_the_end(env, np.full(8, 0.3, dtype=np.float32)) == (960, False, True)
+    env.close()
+    # envs.make of a registered id goes the same way.
+    assert envs.make(envs.quadruped_id("damaged-right")).spec.max_episode_steps == 960
+
+
+@pytest.mark.parametrize(("steps", "burn_in"), [(40, 40), (10, 40), (5, 5)])
+def test_time_limit_must_exceed_the_burn_in(steps, burn_in):
+    with pytest.raises(ValueError, match="must exceed burn_in"):
+        envs.make("AntBulletEnv-v0", max_episode_steps=steps, burn_in=burn_in)
 
 
 def test_render_rgb_array_works_headless():

@@ -43,7 +43,7 @@ def test_openai_es_update_equals_reference_formula():
     worker-side parameters (so the driver's regenerated noise matches what workers used)."""
     n, popsize, sigma, lr = 30, 10, 0.3, 0.7
     problem = Sphere(n)
-    strategy = es.OpenAIES(n, popsize, sigma, lr, weight_decay=0.01)
+    strategy = es.OpenAIES(n, popsize, sigma, lr, weight_decay=0.01, shaping="centered_ranks")
     state = strategy.init(problem.initial_params(0), seed=9)
     pop = strategy.ask(state)
     params = np.stack([materialize(pop.shared, m) for m in pop.members]).astype(np.float64)

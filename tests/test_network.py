@@ -1,4 +1,6 @@
 """Hebbian and static networks against a plain NumPy reference written here."""
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -7,9 +9,12 @@ from hebbian.network import HebbianNetwork, StaticNetwork
 from hebbian.rules import RULE_NAMES, get_rule
 
 
-def reference_rollout(sizes, rule_name, coeffs_flat, w0, inputs, normalize, activation="tanh"):
+def reference_rollout(sizes, rule_name, coeffs_flat, w0, inputs, normalize, activation="tanh",
+                      output_activation="linear"):
     """Obviously-correct float64 rollout: forward with W, then dW per synapse by the formula.
 
+    Hidden layers use `activation`, the output layer `output_activation`; the activated
+    values are the post-synaptic activities of the update, the output layer's included.
     Returns the outputs of every step and the weights after the last update.
     """
     rule = get_rule(rule_name)
@@ -19,7 +24,8 @@ def reference_rollout(sizes, rule_name, coeffs_flat, w0, inputs, normalize, acti
         coeffs.append(coeffs_flat[off: off + a * b * rule.k].reshape(a, b, rule.k).astype(np.float64))
         off += a * b * rule.k
     ws = [w.astype(np.float64).copy() for w in w0]
-    act = {"tanh": np.tanh, "relu": lambda v: np.maximum(v, 0), "linear": lambda v: v}[activation]
+    acts = {"tanh": np.tanh, "relu": lambda v: np.maximum(v, 0), "linear": lambda v: v}
+    act, out_act = acts[activation], acts[output_activation]
 
     def term(c, name):
         return c[..., rule.terms.index(name)] if name in rule.terms else 0.0
@@ -29,7 +35,7 @@ def reference_rollout(sizes, rule_name, coeffs_flat, w0, inputs, normalize, acti
         pre = [x.astype(np.float64)]
         for layer, w in enumerate(ws):
             h = pre[-1] @ w
-            pre.append(act(h) if layer < len(ws) - 1 else h)
+            pre.append(act(h) if layer < len(ws) - 1 else out_act(h))
         outputs.append(pre[-1])
         for layer, (w, c) in enumerate(zip(ws, coeffs)):
             oi = pre[layer][:, None]
@@ -209,3 +215,135 @@ def test_wrong_parameter_length():
     net = HebbianNetwork((3, 2))
     with pytest.raises(ValueError, match="needs 30"):
         net.set_params(np.zeros(5, dtype=np.float32))
+
+
+# -- output activation ---------------------------------------------------------------------
+@settings(max_examples=30, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 23), min_size=2, max_size=4),
+    rule=st.sampled_from(RULE_NAMES),
+    normalize=st.booleans(),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_tanh_output_matches_numpy_reference(sizes, rule, normalize, seed):
+    # The squashed output is both what step returns and the last layer's post-synaptic
+    # activity; 20 steps let a wrong post activity build up in the weights.
+    rng = np.random.default_rng(seed)
+    net = HebbianNetwork(sizes, rule=rule, normalize=normalize, weight_limit=1e30, output_activation="tanh")
+    params = rng.uniform(-0.5, 0.5, net.num_params).astype(np.float32)
+    net.set_params(params)
+    net.reset(seed)
+    w0 = [w.copy() for w in net.weights]
+    inputs = rng.uniform(-1, 1, (20, sizes[0])).astype(np.float32)
+    outs = [net.step(x).copy() for x in inputs]
+    ref_outs, ref_ws = reference_rollout(sizes, rule, params, w0, inputs, normalize, "tanh", "tanh")
+    # Looser than the 6-step test above: over 20 unnormalised steps the weights grow to ~10
+    # and float32 rounding of the sums, fed back through the updates, reaches ~2e-4 now and then.
+    # A linear post activity in the last layer would be off by ~1e-1.
+    for got, want in zip(outs, ref_outs):
+        assert np.all(np.abs(got) <= 1)
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+    for got, want in zip(net.weights, ref_ws):
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+    assert not net.diverged
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("sizes", [(6, 5, 4), (28, 128, 64, 8)])
+def test_relu_output_matches_numpy_reference(sizes, normalize):
+    rng = np.random.default_rng(sum(sizes))
+    net = HebbianNetwork(sizes, rule="ABCD_lr", normalize=normalize, weight_limit=1e30, output_activation="relu")
+    params = rng.uniform(-0.05, 0.05, net.num_params).astype(np.float32)
+    net.set_params(params)
+    net.reset(1)
+    w0 = [w.copy() for w in net.weights]
+    inputs = rng.uniform(-1, 1, (8, sizes[0])).astype(np.float32)
+    outs = [net.step(x).copy() for x in inputs]
+    ref_outs, ref_ws = reference_rollout(sizes, "ABCD_lr", params, w0, inputs, normalize, "tanh", "relu")
+    for got, want in zip(outs, ref_outs):
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)
+    for got, want in zip(net.weights, ref_ws):
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)
+
+
+def bullet_reference_rollout(heb_coeffs, weights, inputs):
+    """A transcription of the paper's code (enajx/HebbianMetaLearning) on a Bullet task:
+    `MLP_heb.forward`, `o3 = torch.tanh(o3)` in `fitness_functions.py`, then
+    `hebbian_update_ABCD_lr_D_in`, no normalisation. Plain Python floats and loops.
+
+    heb_coeffs: rows of 5 values, the row of synapse (i pre, j post) of layer l at
+    offset_l + i * n_out + j, columns in the paper's order for ABCD_lr: A, B, C, eta, D.
+    weights: per layer, torch's nn.Linear layout, weights[l][j][i] (n_out rows of n_in);
+    updated in place. Returns the actions (o3) of every step.
+    """
+    actions = []
+    for x in inputs:
+        o = [[float(v) for v in x]]
+        for W in weights:                      # x1 = tanh(fc1(x)), x2 = tanh(fc2(x1)), o3 = tanh(fc3(x2))
+            o.append([math.tanh(sum(W[j][i] * o[-1][i] for i in range(len(W[j])))) for j in range(len(W))])
+        actions.append(o[3])
+        heb_offset = 0
+        for layer, W in enumerate(weights):
+            n_out, n_in = len(W), len(W[0])
+            for i in range(n_in):
+                for j in range(n_out):
+                    idx = heb_offset + (n_out - 1) * i + i + j
+                    A, B, C, eta, D = heb_coeffs[idx]
+                    W[j][i] += eta * (A * o[layer][i] * o[layer + 1][j] + B * o[layer][i]
+                                      + C * o[layer + 1][j] + D)
+            heb_offset += n_in * n_out
+    return actions
+
+
+def test_tanh_output_matches_a_transcription_of_the_papers_bullet_code():
+    sizes = (5, 4, 3, 2)
+    rng = np.random.default_rng(2020)
+    net = HebbianNetwork(sizes, rule="ABCD_lr", normalize=False, output_activation="tanh")
+    params = rng.uniform(-1, 1, net.num_params).astype(np.float32)
+    net.set_params(params)
+    net.reset(4)
+    w0 = [w.copy() for w in net.weights]
+    # Ours: (A, B, C, D, eta) per synapse (hebbian.rules); the paper's ABCD_lr rows: (A, B, C, eta, D).
+    ours = params.reshape(-1, 5).astype(np.float64)
+    heb_coeffs = [[a, b, c, eta, d] for a, b, c, d, eta in ours.tolist()]
+    ref_weights = [w.T.astype(np.float64).tolist() for w in w0]
+    inputs = rng.uniform(-2, 2, (10, sizes[0])).astype(np.float32)
+    actions = bullet_reference_rollout(heb_coeffs, ref_weights, inputs)
+    for x, want in zip(inputs, actions):
+        np.testing.assert_allclose(net.step(x), want, rtol=1e-4, atol=1e-5)
+    for got, want in zip(net.weights, ref_weights):
+        np.testing.assert_allclose(got, np.array(want).T, rtol=1e-4, atol=1e-5)
+
+    # The comparison can tell: with a linear output, the last layer's update differs.
+    linear = HebbianNetwork(sizes, rule="ABCD_lr", normalize=False)
+    linear.set_params(params)
+    linear.reset(4)
+    for x in inputs:
+        linear.step(x)
+    assert not np.allclose(linear.weights[-1], np.array(ref_weights[-1]).T, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("output_activation", ["tanh", "relu", "linear"])
+@pytest.mark.parametrize("sizes", [(7, 6, 3), (4, 2), (10, 8, 6, 5)])
+def test_static_network_output_activation(sizes, output_activation):
+    rng = np.random.default_rng(len(sizes))
+    net = StaticNetwork(sizes, activation="tanh", output_activation=output_activation)
+    flat = rng.normal(size=net.num_params).astype(np.float32)
+    net.set_params(flat)
+    x = rng.normal(size=sizes[0])
+    h, off = x.astype(np.float64), 0
+    for layer, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        h = h @ flat[off: off + a * b].reshape(a, b).astype(np.float64)
+        off += a * b
+        if layer < len(sizes) - 2:
+            h = np.tanh(h)
+    want = {"tanh": np.tanh, "relu": lambda v: np.maximum(v, 0), "linear": lambda v: v}[output_activation](h)
+    np.testing.assert_allclose(net.step(x.astype(np.float32)), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [HebbianNetwork, StaticNetwork])
+def test_output_activation_default_and_bad_name(cls):
+    assert cls((3, 2)).output_activation == "linear"
+    with pytest.raises(ValueError, match="unknown activation 'sigmoid'") as err:
+        cls((3, 2), output_activation="sigmoid")
+    assert "\n" not in str(err.value)
