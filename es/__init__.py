@@ -8,7 +8,8 @@
     evolve(problem, strategy, evaluator, run_dir, generations=..., episodes=..., seed=...,
            eval_every=..., eval_episodes=..., config=..., resume=..., progress=...)
     make_run_dir(env_id, seed, root="runs"), read_config(run_dir), load_params(run_dir, which)
-    UsageError (exit status 2), CheckpointError (a UsageError), EvaluationError, ESError
+    UsageError (exit status 2), CheckpointError (a UsageError), EvaluationError, StorageError
+    (a full or read-only run folder), ESError (their base: exit status 1)
 
 A command-line script wires them like this (exit status 2 for usage errors)::
 
@@ -39,7 +40,7 @@ Later, `es.load_params(run_dir, "best")` gives the float32 parameters to watch.
 """
 from .checkpoint import load_arrays, save_arrays
 from .cma_es import CMAES, CMAState
-from .errors import CheckpointError, ESError, EvaluationError, UsageError
+from .errors import CheckpointError, ESError, EvaluationError, StorageError, UsageError
 from .evaluation import Evaluation, Evaluator, RayEvaluator, SerialEvaluator
 from .openai_es import OpenAIES, OpenAIESState, estimate_gradient
 from .optim import SGD, Adam, ClipUp, make_optimizer
@@ -53,7 +54,7 @@ from .strategy import STRATEGY_NAMES, Strategy, make_strategy
 __all__ = [
     "Adam", "CENTRE", "CMAES", "CMAState", "COLUMNS", "CheckpointError", "ClipUp", "ESError", "Evaluation",
     "EvaluationError", "Evaluator", "Explicit", "OpenAIES", "OpenAIESState", "PGPE", "PGPEState", "Perturbation", "Population",
-    "Problem", "RayEvaluator", "RunResult", "SGD", "SHAPINGS", "STRATEGY_NAMES", "SearchPoint", "SerialEvaluator",
+    "Problem", "RayEvaluator", "RunResult", "SGD", "SHAPINGS", "STRATEGY_NAMES", "SearchPoint", "SerialEvaluator", "StorageError",
     "Strategy", "UsageError", "centered_ranks", "estimate_gradient", "evolve", "load_arrays", "load_params",
     "make_optimizer", "make_run_dir", "make_strategy", "materialize", "package_versions", "raw", "read_config",
     "save_arrays", "standard_noise", "z_score",

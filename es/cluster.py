@@ -113,6 +113,22 @@ def new_submission_id(prefix: str = "evolve") -> str:
     return f"{clean}-{stamp}-{secrets.token_hex(2)}"
 
 
+_SUBMISSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_submission_id(job_id: str) -> str:
+    """`job_id` if it can name a job and its run folder, else UsageError (before anything is sent).
+
+    It becomes a folder name on the head and a shell word of the entrypoint, so it must be
+    1-128 letters, digits, '.', '_' or '-', starting with a letter or digit; an id Ray
+    accepts but the job cannot use would leave a job behind that never starts.
+    """
+    if not isinstance(job_id, str) or not _SUBMISSION_ID.match(job_id):
+        raise UsageError(f"--job-id must be 1-128 letters, digits, '.', '_' or '-' starting with a letter or "
+                         f"digit (it names the run folder), got {job_id!r}")
+    return job_id
+
+
 def dashboard_host(address: str) -> str:
     """The host name in a dashboard address ("http://10.0.0.5:8265" -> "10.0.0.5")."""
     match = re.match(r"^(?:[a-z]+://)?([^/:]+)", address)

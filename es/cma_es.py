@@ -16,6 +16,7 @@ swapped for a private one, so nothing else in the process (or a resumed run) per
 """
 from __future__ import annotations
 
+import os
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,6 +46,22 @@ class CMAState:
     seed: int
 
 
+def _check_covariance_fits(n: int) -> None:
+    """UsageError when full CMA-ES's two n x n float64 matrices would take over half the memory.
+
+    pycma allocates them on the first ask; at 44,160 parameters that is 31 GB, and the OS
+    kills the process without a word.
+    """
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not available on this platform
+        return
+    need = 2 * 8 * n * n
+    if need > total // 2:
+        raise UsageError(f"full CMA-ES with {n} parameters needs {need / 2**30:.0f} GiB for its covariance and this "
+                         f"machine has {total / 2**30:.0f} GiB; use sep-cma (diagonal), openai-es or pgpe")
+
+
 class CMAES:
     """pycma's CMA-ES behind the ask/tell interface; `diagonal=True` gives sep-CMA-ES.
 
@@ -57,6 +74,8 @@ class CMAES:
         check_sizes(num_params, popsize, sigma, antithetic=False)
         if popsize < 2:
             raise UsageError(f"CMA-ES needs popsize >= 2, got {popsize}")
+        if not diagonal:
+            _check_covariance_fits(num_params)
         if num_params > MAX_RECOMMENDED_PARAMS:
             warnings.warn(
                 f"CMA-ES with {num_params} parameters: it is meant for up to ~{MAX_RECOMMENDED_PARAMS}; "

@@ -4,9 +4,9 @@ A command-line face maps them to exit statuses::
 
     try:
         ...
-    except es.UsageError as e:      # bad sizes, bad folders, damaged checkpoints
+    except es.UsageError as e:      # bad sizes, bad folders, damaged checkpoints, folder in use
         sys.exit(f"error: {e}")     # -> exit status 2 (use parser.exit(2, ...))
-    except es.ESError as e:         # a run that broke (NaN fitness, a crashing problem)
+    except es.ESError as e:         # a run that broke (NaN fitness, a crashing problem, disk full)
         ...                         # -> exit status 1
 """
 from __future__ import annotations
@@ -22,7 +22,8 @@ class UsageError(ESError, ValueError):
 
 
 class CheckpointError(UsageError):
-    """A checkpoint (or best.npz) is missing, unreadable or fails its checksum.
+    """A checkpoint (or best.npz) is missing, unreadable, fails its checksum, holds the wrong
+    content (centre of the wrong size, NaN, a bad generation count) or belongs to another run.
 
     `path` names the damaged file so the message can tell the user which one to remove.
     """
@@ -30,6 +31,14 @@ class CheckpointError(UsageError):
     def __init__(self, message: str, path: str | None = None):
         super().__init__(message)
         self.path = path
+
+
+class StorageError(ESError):
+    """A running evolve could not write its run folder (disk full, read-only, no permission).
+
+    Everything saved before stays valid: free space (or make the folder writable) and resume.
+    A folder found unwritable before the first generation is a UsageError instead.
+    """
 
 
 class EvaluationError(ESError, RuntimeError):

@@ -30,8 +30,10 @@ RayEvaluator:
 """
 from __future__ import annotations
 
+import logging
 import os
 import pickle
+import socket
 import warnings
 from collections import deque
 from dataclasses import dataclass
@@ -171,11 +173,27 @@ class RayEvaluator:
         self._owns_ray = False
         if not ray.is_initialized():
             if address is None and not os.environ.get("RAY_ADDRESS"):
+                cpus = os.cpu_count() or 1
+                if num_workers and num_workers > cpus:
+                    # A local Ray would start them all as processes on these CPUs, each waiting
+                    # for a share of them: the first generation would never finish.
+                    raise UsageError(f"{num_workers} workers asked for, but this machine has {cpus} CPUs; a local "
+                                     f"Ray runs one worker per CPU: ask for at most {cpus}, or join a cluster "
+                                     "with --ray-address")
+                # The in-process Ray of a local run needs no dashboard. Ray turns token
+                # authentication on for it, as it should, and advises at every start how to
+                # turn it off: advice a local run does not need, so that one line is muted.
                 kwargs = {"num_cpus": num_workers} if num_workers else {}
-                if include_dashboard is not None:
-                    kwargs["include_dashboard"] = include_dashboard
-                ray.init(**kwargs)
+                kwargs["include_dashboard"] = bool(include_dashboard)
+                auth_logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
+                auth_logger.addFilter(_mute_auth_advice)
+                try:
+                    ray.init(**kwargs)
+                finally:
+                    auth_logger.removeFilter(_mute_auth_advice)
             else:
+                where = address or os.environ.get("RAY_ADDRESS")
+                _check_reachable(where)
                 try:
                     ray.init(address=address)
                 except (ConnectionError, RuntimeError, ValueError) as e:
@@ -296,6 +314,29 @@ class RayEvaluator:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _mute_auth_advice(record: logging.LogRecord) -> bool:
+    """Logging filter: drop Ray's "token authentication is enabled ... to opt out" advice."""
+    return "to opt out" not in record.getMessage()
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """UsageError within `timeout` seconds when a host:port cluster address does not answer.
+
+    ray.init would retry an unreachable address for minutes; "auto" (the local cluster's
+    address file) and names without a port are left to Ray, which fails fast on them.
+    """
+    target = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise UsageError(f"cannot reach the Ray cluster at {address!r} ({e.strerror or type(e).__name__} within "
+                         f"{timeout:g} s); check the address and that `ray start --head` runs there, or leave "
+                         "the address out for a local Ray") from None
 
 
 def _one_line(e: BaseException) -> str:

@@ -6,17 +6,27 @@ Two panels, the same curves against generations and against training wall time: 
 run (one colour) the population mean (solid), the population max (dashed) and the held-out
 evaluation of the centre (markers) with its per-episode std as a band. Generic: it knows
 run folders and progress.csv, nothing about what was evolved.
+
+Output files (this module's figures, and the videos, GIFs and eval.json of `hebbian.watch` /
+`hebbian.evaluate`) go through two helpers: `check_output` before any work (a missing
+folder, a path that is a folder, a read-only place or a full disk: a one-line UsageError),
+and `write_atomically` / `OutputError` when the write fails anyway (a one-line ESError,
+exit status 1, no temporary file left behind).
 """
 from __future__ import annotations
 
 import csv
+import math
 import os
-from collections.abc import Sequence
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError
+from . import checkpoint as ckpt
+from .errors import ESError, UsageError
 
 FIGURE_SIZE_IN = (13.0, 5.0)
 FIGURE_DPI = 100
@@ -25,25 +35,120 @@ FORMATS = ("png", "svg", "pdf")
 NEEDED = ("generation", "wall_s", "fitness_mean", "fitness_max", "eval_mean", "eval_std")
 
 
+# -- output files ----------------------------------------------------------------------------
+class OutputError(ESError):
+    """An output file (figure, video, GIF, eval.json) could not be written after the work ran
+    (disk full, folder removed or made read-only meanwhile). One line; exit status 1."""
+
+
+class TornLineWarning(UserWarning):
+    """progress.csv ends in an incomplete line (a run killed, or still writing, mid-line); it is left out."""
+
+
+def _reason(error: BaseException) -> str:
+    """The one-line cause of an OSError (its strerror) or of any other error (its first line)."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def check_output(path: str | Path, what: str = "output", hint: str = "choose another file") -> Path:
+    """Check, before any work, that a file can be written at `path`; returns it as a Path.
+
+    Folders on the way that do not exist yet are fine (the writers create them) as long as
+    the nearest existing one is a writable folder. The check writes and removes a probe
+    file there (nothing is left behind), so a read-only mount is caught even for root, and
+    refuses a folder with no free space left.
+
+    Raises UsageError (one line: which file, what is wrong, `hint`) when `path` is a
+    folder or another non-regular file, when a part of the way is a file, or when the place
+    is read-only, full or otherwise not writable.
+    """
+    path = Path(path)
+    if str(path) in ("", "."):
+        raise UsageError(f"the {what} file name is empty; {hint}")
+    if path.is_dir():
+        raise UsageError(f"{what} {path} is a folder, not a file; give a file name inside it")
+    if path.exists() and not path.is_file():
+        raise UsageError(f"{what} {path} exists and is not a regular file; {hint}")
+    folder = path.parent
+    while not folder.exists():
+        if folder.is_symlink():  # a dangling link
+            raise UsageError(f"cannot write {what} {path}: {folder} is a broken link; {hint}")
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {what} {path}: {folder} is a file, not a folder; {hint}")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name[:40]}.probe-")
+        try:
+            os.write(fd, b"probe")
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+        stat = os.statvfs(folder)
+        if stat.f_bavail * stat.f_frsize == 0:
+            raise OSError(28, os.strerror(28))  # ENOSPC
+    except OSError as e:
+        raise UsageError(f"cannot write {what} {path}: {_reason(e)}; {hint}") from None
+    return path
+
+
+def write_atomically(path: str | Path, write: Callable[[Path], None], what: str = "output") -> Path:
+    """Create `path` through `write(temporary path)` with `es.checkpoint.atomic_write` (a reader
+    never sees half a file). Missing folders are created. On failure the temporary file is
+    removed and OutputError (one line) is raised; an existing `path` is left as it was."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ckpt.atomic_write(path, write)
+    except OSError as e:
+        raise OutputError(f"cannot write {what} {path}: {_reason(e)}; free some space or choose another place") from None
+    return path
+
+
 def read_progress(run_dir: str | Path) -> dict[str, np.ndarray]:
     """progress.csv as float64 (G,) columns keyed by its header (`es.run.COLUMNS`); empty cells are NaN.
 
-    A torn last line (a run killed mid-write) is skipped. Raises UsageError (one line) when
-    the folder or the file is missing or holds no generation yet.
+    A torn last line (a run killed, or still writing, mid-line) is left out with a
+    TornLineWarning. Raises UsageError (one line) when the folder or the file is missing,
+    unreadable or damaged (not text, a short line before the last, a non-numeric value), or
+    holds no generation yet.
     """
     run_dir = Path(run_dir)
     path = run_dir / "progress.csv"
-    if not run_dir.is_dir():
+    if not run_dir.exists():
         raise UsageError(f"run folder {run_dir} does not exist")
+    if not run_dir.is_dir():
+        raise UsageError(f"{run_dir} is a file, not a run folder; give a folder written by evolve")
+    if path.exists() and not path.is_file():
+        raise UsageError(f"{path} is not a file; the run folder is damaged")
     if not path.is_file():
         raise UsageError(f"{run_dir} has no progress.csv; give a run folder written by evolve")
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            text = f.read()
+        rows = list(csv.reader(text.splitlines(keepends=True)))
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path} is not text (byte {e.start} cannot be decoded); the file is damaged") from None
+    except csv.Error as e:
+        raise UsageError(f"{path} is damaged ({e}); the run folder is damaged") from None
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {_reason(e)}") from None
     missing = [c for c in NEEDED if not rows or c not in rows[0]]
     if missing:
         raise UsageError(f"{path} has no column(s) {', '.join(missing)} in its header; it was not written by evolve")
-    header = rows[0]
-    body = [r for r in rows[1:] if len(r) == len(header)]
+    header, body = rows[0], rows[1:]
+    while body and not body[-1]:  # blank trailing lines
+        body.pop()
+    if body and not text.endswith(("\n", "\r")):  # evolve ends every line: this one is torn, maybe mid-number
+        warnings.warn(f"{path}: its last line is incomplete (a run stopped or still writing mid-line); "
+                      "that line is left out", TornLineWarning, stacklevel=2)
+        body.pop()
+    torn = [i for i, r in enumerate(body) if len(r) != len(header)]
+    if torn:
+        raise UsageError(f"{path} line {torn[0] + 2} has {len(body[torn[0]])} values, the header {len(header)}; "
+                         "the file is damaged")
     if not body:
         raise UsageError(f"{path} has no generation yet; plot again after the first one")
     columns = {}
@@ -84,11 +189,16 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None, *, 
         labels: one legend label per run (default: `default_label`).
         fmt: "png" (default), "svg" or "pdf".
         title: figure title (default: the number of runs).
+
+    Raises UsageError (one line) for bad arguments, unreadable run folders and an output
+    that cannot be written (checked before drawing: `check_output`); OutputError when the
+    write fails anyway (no temporary file is left, an existing figure stays as it was).
     """
     if not run_dirs:
         raise UsageError("give at least one run folder")
     if labels is not None and len(labels) != len(run_dirs):
         raise UsageError(f"{len(labels)} labels for {len(run_dirs)} runs; give one label per run")
+    out_given = out is not None
     if fmt is None:
         suffix = Path(out).suffix.lstrip(".").lower() if out is not None else ""
         fmt = suffix or "png"
@@ -98,6 +208,7 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None, *, 
     if out.suffix.lstrip(".").lower() != fmt:
         raise UsageError(f"output {out} does not end in .{fmt}")
     data = [read_progress(d) for d in run_dirs]  # read all first: a bad folder fails before drawing
+    check_output(out, "figure", "choose another file" if out_given else "write it elsewhere with --out FILE")
     labels = list(labels) if labels is not None else [default_label(d) for d in run_dirs]
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -107,7 +218,8 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None, *, 
     fig = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI)
     FigureCanvasAgg(fig)
     ax_gen, ax_time = fig.subplots(1, 2)
-    scale, unit = _time_unit(max(float(np.nanmax(c["wall_s"])) for c in data))
+    times = [float(t) for c in data for t in c["wall_s"] if math.isfinite(t)]
+    scale, unit = _time_unit(max(times, default=0.0))
     colours = [f"C{i % 10}" for i in range(len(data))]
     for columns, label, colour in zip(data, labels, colours):
         # Generation g's row is written when g ends: +1 puts it at "generations completed".
@@ -131,8 +243,9 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None, *, 
     ax_time.legend(style, ["population mean", "population max", "centre, held-out (+/- std)"], fontsize=8, loc="best")
     fig.suptitle(title or (f"{len(data)} runs" if len(data) > 1 else labels[0]))
     fig.subplots_adjust(left=0.06, right=0.98, top=0.88, bottom=0.11, wspace=0.18)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    fig.savefig(tmp, format=fmt, dpi=FIGURE_DPI)
-    os.replace(tmp, out)  # a reader never sees half an image
-    return out
+    try:  # draw once here: a title or label matplotlib cannot typeset is the caller's, not the disk's
+        fig.canvas.draw()
+    except ValueError as e:
+        raise UsageError(f"a title or label cannot be drawn ({_reason(e)}); escape $ as \\$") from None
+    # a reader never sees half an image; a failed write leaves no temporary file
+    return write_atomically(out, lambda tmp: fig.savefig(tmp, format=fmt, dpi=FIGURE_DPI), "figure")

@@ -201,8 +201,17 @@ class Policy:
         return np.asarray(obs, dtype=np.float32).reshape(-1)
 
     def act(self, obs):
-        """One step: observation -> action (the network's plasticity update included)."""
-        return self.head(self.network.step(self.features(obs)))
+        """One step: observation -> action (the network's plasticity update included).
+
+        Outputs that are not finite (a static or LSTM network whose parameters overflow, an
+        encoder fed absurd weights) become 0 and mark the network as diverged: an
+        environment never receives a NaN action.
+        """
+        y = self.network.step(self.features(obs))
+        if not np.isfinite(y.sum()):
+            y = np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0)
+            self.network.diverged = True
+        return self.head(y)
 
 
 def episode_seeds(seed: int) -> tuple[int, int]:
@@ -261,6 +270,15 @@ class AgentProblem:
         self._envs = None
         self._policy = None
         self.num_params = self.policy.num_params
+        if centre_init == "torch-default":
+            parts = {"encoder": self.policy.encoder, "network": self.policy.network}
+            for name, _ in self.policy.spec.parts:  # say so now, not when evolution starts
+                if not hasattr(parts[name], "initial_params"):
+                    raise ValueError(f"centre_init='torch-default' needs a PyTorch default initialisation for every "
+                                     f"part, and the {name} ({type(parts[name]).__name__}) has none; use normal or "
+                                     "uniform")
+        elif centre_init not in ("normal", "uniform"):
+            raise ValueError(f"unknown centre_init {centre_init!r}; choose normal, uniform or torch-default")
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -299,18 +317,12 @@ class AgentProblem:
             return rng.standard_normal(self.num_params, dtype=np.float32) * s
         if self.centre_init == "uniform":
             return (rng.random(self.num_params, dtype=np.float32) * 2 - 1) * s
-        if self.centre_init != "torch-default":
-            raise ValueError(f"unknown centre_init {self.centre_init!r}; choose normal, uniform or torch-default")
-        policy = self.policy
+        policy = self.policy  # torch-default: every part has its own initialiser (checked in __init__)
         parts = {"encoder": policy.encoder, "network": policy.network}
         flat = np.empty(self.num_params, np.float32)
         views = policy.spec.split(flat)
         for (name, _), seq in zip(policy.spec.parts, np.random.SeedSequence(seed).spawn(len(policy.spec.parts))):
-            part = parts[name]
-            if not hasattr(part, "initial_params"):
-                raise ValueError(f"centre_init='torch-default' needs a PyTorch default initialisation for every "
-                                 f"part, and the {name} ({type(part).__name__}) has none; use normal or uniform")
-            views[name][:] = part.initial_params(int(seq.generate_state(1)[0]))
+            views[name][:] = parts[name].initial_params(int(seq.generate_state(1)[0]))
         return flat
 
     def evaluate(self, params: np.ndarray, seeds) -> tuple[float, int, tuple[float, ...]]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ import numpy as np
 import envs
 import es
 from es import seeding
+from es.plotting import OutputError
 from hebbian import presets
 from hebbian.agent import AgentProblem
 from hebbian.config import RunConfig
@@ -50,8 +51,13 @@ class LoadedRun:
         run_dir: the run folder.
         config: config.json as a dict (the run configuration plus "es_run" and "versions").
         params: float32 (num_params,) parameter vector.
-        which: "best", "latest" or a number of completed generations.
-        label: human-readable origin, e.g. "best (after generation 12)".
+        which: "best", "latest" or a number of completed generations (what was asked for).
+        label: human-readable origin, e.g. "best (after generation 12)", "latest (after generation 12)".
+        generation: generations completed when these parameters were saved (None if the
+            file does not say); for "latest" the checkpoint actually used.
+        path: the .npz file the parameters came from.
+        skipped: "latest" only: "<file>: <what is wrong>" for each newer checkpoint that did
+            not verify and was passed over (newest first); empty when the newest was used.
     """
 
     run_dir: Path
@@ -59,19 +65,54 @@ class LoadedRun:
     params: np.ndarray
     which: str | int
     label: str
+    generation: int | None = None
+    path: Path | None = None
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def settings(self) -> RunConfig:
-        """config.json as a checked RunConfig (the run's settings)."""
+        """config.json as a checked RunConfig (the run's settings); hebbian.config.ConfigError
+        (an es.UsageError, one line) when a value has the wrong type or is out of range."""
         return presets.from_saved(self.config, f"{self.run_dir}/config.json")
 
     @property
     def env_id(self) -> str:
+        """The env id config.json names."""
         return self.settings.env.env_id
 
     @property
+    def played_env_id(self) -> str:
+        """The registered id that runs here: `env_id`, or the installed version an old id
+        (e.g. CarRacing-v2) maps to; es.UsageError (one line) when nothing registers it."""
+        return _check_env_id(self.env_id, f"{self.run_dir}/config.json")
+
+    @property
     def seed(self) -> int:
-        return int(self.config.get("es_run", {}).get("seed", self.config.get("seed", 0)))
+        """The run seed: config.json's "es_run" (what es.evolve ran with), else the settings'."""
+        return _saved_int(self, "seed", self.settings.evolution.seed)
+
+    @property
+    def held_out_episodes(self) -> int:
+        """Held-out episodes per evaluation during training (the seeds test seeds avoid)."""
+        return _saved_int(self, "eval_episodes", self.settings.evolution.eval_episodes)
+
+
+def _saved_int(run: LoadedRun, key: str, default: int) -> int:
+    es_run = run.config.get("es_run", {})
+    if not isinstance(es_run, dict):
+        raise es.UsageError(f"{run.run_dir}/config.json: \"es_run\" must be a table, got {type(es_run).__name__}; "
+                            "the run folder is damaged")
+    value = es_run.get(key, default)
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+        raise es.UsageError(f"{run.run_dir}/config.json: es_run {key} must be a whole number >= 0, got {value!r}; "
+                            "the run folder is damaged")
+    return int(value)
+
+
+def _check_saved_ints(run: LoadedRun) -> None:
+    """es.UsageError (one line) unless config.json's es_run seed and eval_episodes are whole numbers."""
+    _saved_int(run, "seed", run.settings.evolution.seed)
+    _saved_int(run, "eval_episodes", run.settings.evolution.eval_episodes)
 
 
 def parse_which(text: str | int) -> str | int:
@@ -80,50 +121,153 @@ def parse_which(text: str | int) -> str | int:
     Raises es.UsageError for anything else.
     """
     if isinstance(text, int) and not isinstance(text, bool):
+        if text < 0:
+            raise es.UsageError(f"checkpoint must be 'best', 'latest' or a generation number, got {text!r}")
         return text
     value = str(text).strip().lower()
     if value in ("best", "latest"):
         return value
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return int(value)
     raise es.UsageError(f"checkpoint must be 'best', 'latest' or a generation number, got {text!r}")
 
 
-def load_run(run_dir: str | Path, which: str | int = "best") -> LoadedRun:
-    """Read config.json and the parameters `which` names; one-line es.UsageError /
-    es.CheckpointError when the folder, the generation or the file is missing or damaged."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise es.UsageError(f"run folder {run_dir} does not exist; give a folder created by scripts/evolve.py")
-    which = parse_which(which)
-    config = es.read_config(run_dir)
-    settings = presets.from_saved(config, f"{run_dir}/config.json")  # a ConfigError (UsageError) if it is not a run's
-    if not settings.env.env_id:
-        raise es.UsageError(f"{run_dir}/config.json has no env_id; it was not written by scripts/evolve.py")
-    if which == "best" and not (run_dir / "best.json").exists():
-        raise es.CheckpointError(f"{run_dir} has no best.npz yet (no held-out evaluation has run); "
-                                 "ask for the newest checkpoint instead (--checkpoint latest)", str(run_dir / "best.npz"))
-    params = es.load_params(run_dir, which)
-    if which == "best":
-        gen = _best_generation(run_dir)
-        label = "best" + (f" (after generation {gen + 1})" if gen is not None else "")
-    elif which == "latest":
-        label = "latest"
-    else:
-        label = f"generation {which}"
-    return LoadedRun(run_dir, config, params, which, label)
+def _first_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
-def _best_generation(run_dir: Path) -> int | None:
-    """0-based generation after which best.npz was evaluated (from its sidecar), if known.
+def _skip_note(error: es.CheckpointError) -> str:
+    """"<file>: <what is wrong>" of a checkpoint load_latest passed over."""
+    message, path = str(error), error.path or ""
+    reason = message[len(path):].lstrip() if path and message.startswith(path) else message
+    reason = reason[3:] if reason.startswith("is ") else reason
+    return f"{path or '?'}: {reason.split(';')[0].strip()}"
 
-    Only a label: load_params has already verified the file, so a surprise here is ignored.
+
+def _load_file(run_dir: Path, which: str | int) -> tuple[np.ndarray, dict, Path, list[str]]:
+    """(parameters, meta, npz path, skipped) of `which`; one-line CheckpointError otherwise.
+
+    The same files as es.load_params, read here so that the generation and what was
+    skipped are known (and the label comes from the very file that was loaded).
     """
+    ckpt = es.checkpoint
+    skipped: list[str] = []
+    if which == "best":
+        path = run_dir / "best.npz"
+        if not path.with_suffix(".json").exists():
+            raise es.CheckpointError(f"{run_dir} has no best.npz yet (no held-out evaluation has run); "
+                                     "ask for the newest checkpoint instead (--checkpoint latest)", str(path))
+        try:
+            arrays, meta = ckpt.load_arrays(path)
+        except es.CheckpointError as e:  # no fallback to another file: say so, and what to ask for instead
+            raise es.CheckpointError(f"{str(e).split(';')[0]}; no other file is used instead: ask for the newest "
+                                     "checkpoint (--checkpoint latest) or a generation (--checkpoint N)", e.path) from None
+        key = "params"
+    elif which == "latest":
+        found = ckpt.load_latest(run_dir)
+        if found is None:
+            raise es.CheckpointError(f"{run_dir} has no checkpoint yet; wait for the first one, or use best",
+                                     str(ckpt.checkpoint_dir(run_dir)))
+        arrays, meta, path, damaged = found
+        skipped = [_skip_note(e) for e in damaged]
+        key = "centre"
+    else:
+        path = ckpt.checkpoint_path(run_dir, int(which))
+        if not path.with_suffix(".json").exists():
+            kept = [k for k, _ in ckpt.list_checkpoints(run_dir)]
+            raise es.CheckpointError(f"{run_dir} has no checkpoint after {which} generations; kept: {kept}", str(path))
+        arrays, meta = ckpt.load_arrays(path)
+        key = "centre"
+    if key not in arrays:
+        raise es.CheckpointError(f"{path} holds no {key!r} array (it has {sorted(arrays)}); it was not written by "
+                                 "scripts/evolve.py", str(path))
+    params = np.asarray(arrays[key])
+    if params.ndim != 1 or params.dtype.kind not in "fiu":
+        raise es.CheckpointError(f"{path}: {key!r} is {params.dtype} {params.shape}, not a vector of numbers; "
+                                 "the file was not written by scripts/evolve.py", str(path))
+    params = params.astype(np.float32)
+    if not np.all(np.isfinite(params)):
+        raise es.CheckpointError(f"{path} holds non-finite parameters; use another checkpoint", str(path))
+    return params, (meta if isinstance(meta, dict) else {}), Path(path), skipped
+
+
+def load_run(run_dir: str | Path, which: str | int = "best") -> LoadedRun:
+    """Read config.json and the parameters `which` names.
+
+    One-line es.UsageError / es.CheckpointError (exit status 2) when the folder, the
+    generation or the file is missing or damaged, when config.json holds a bad value, or
+    when it names an env id that is not installed here. "best" never falls back: a damaged
+    best.npz is an error. "latest" is the newest checkpoint that verifies; which one that
+    was (`generation`, `path`) and the newer ones passed over (`skipped`) are reported.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise es.UsageError(f"run folder {run_dir} does not exist; give a folder created by scripts/evolve.py")
+    if not run_dir.is_dir():
+        raise es.UsageError(f"{run_dir} is a file, not a run folder; give a folder created by scripts/evolve.py")
+    which = parse_which(which)
     try:
-        gen = json.loads((run_dir / "best.json").read_text())["meta"]["generation"]
-    except (OSError, ValueError, KeyError, TypeError):
+        config = es.read_config(run_dir)
+    except OSError as e:
+        raise es.UsageError(f"cannot read {run_dir}/config.json: {_first_line(e)}") from None
+    source = f"{run_dir}/config.json"
+    try:
+        settings = presets.from_saved(config, source)  # a ConfigError (UsageError) if it is not a run's
+    except es.UsageError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError) as e:  # a shape from_saved did not foresee
+        raise es.UsageError(f"{source} is damaged ({type(e).__name__}: {_first_line(e)})") from None
+    env_id = settings.env.env_id
+    if not env_id:
+        raise es.UsageError(f"{source} has no env_id; it was not written by scripts/evolve.py")
+    _check_env_id(env_id, source)
+    try:
+        params, meta, path, skipped = _load_file(run_dir, which)
+    except OSError as e:  # e.g. a checkpoint that is a folder, a read error
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        raise es.CheckpointError(f"cannot read{where}: {_first_line(e)}; the run folder is damaged",
+                                 getattr(e, "filename", None)) from None
+    saved = meta.get("generation")
+    saved = int(saved) if isinstance(saved, (int, np.integer)) and not isinstance(saved, bool) else None
+    if which == "best":
+        generation = saved + 1 if saved is not None else None  # best.json counts generations from 0
+        label = "best" + (f" (after generation {generation})" if generation is not None else "")
+    elif which == "latest":
+        generation = saved if saved is not None else _generation_of(path)  # checkpoints count completed ones
+        label = "latest" + (f" (after generation {generation})" if generation is not None else "")
+    else:
+        generation, label = int(which), f"generation {which}"
+    run = LoadedRun(run_dir, config, params, which, label, generation, path, skipped)
+    _check_saved_ints(run)  # a bad es_run seed / eval_episodes fails here, before any episode
+    return run
+
+
+def _check_env_id(env_id: str, source: str) -> str:
+    """The id `env_id` runs as here; es.UsageError (one line) when nothing here registers it."""
+    try:
+        return envs.canonical_id(env_id)
+    except ValueError as e:  # envs.UnknownEnvironmentError: edited, or from a machine with other packages
+        reason = _first_line(e).split(" List all ids")[0].rstrip(".")
+        raise es.UsageError(f"{source} names env {env_id!r}, which is not registered here ({reason}); install the "
+                            "package that registers it (config.json \"versions\" lists the run's)") from None
+
+
+def _generation_of(path: Path) -> int | None:
+    """Completed generations from a checkpoint's name (gen-000012.npz -> 12)."""
+    digits = Path(path).stem.removeprefix("gen-")
+    return int(digits) if digits.isdigit() else None
+
+
+def skipped_warning(run: LoadedRun) -> str | None:
+    """One line naming the newer checkpoints "latest" passed over, or None if none was."""
+    if not run.skipped:
         return None
-    return int(gen) if isinstance(gen, int) else None
+    files = "; ".join(run.skipped)
+    return (f"--checkpoint latest: newer checkpoint(s) did not verify and were skipped ({files}); "
+            f"using {run.path} ({run.label})")
 
 
 # -- the protocol ------------------------------------------------------------------------
@@ -158,10 +302,11 @@ def make_problem(run: LoadedRun, morphology: str | None = None, protocol: bool =
     """
     cfg = run.settings
     env_id = cfg.env.env_id
+    family = envs.task_family(_check_env_id(env_id, f"{run.run_dir}/config.json"))  # one line if unknown here
     options = {**(protocol_env_options(env_id) if protocol else {}), **env_overrides}
     morphologies = True
     if morphology is not None:
-        if envs.task_family(env_id) != "quadruped":
+        if family != "quadruped":
             raise es.UsageError(f"--morphology applies to the quadruped only; {env_id} has no morphologies")
         if morphology not in envs.MORPHOLOGIES:
             raise es.UsageError(f"unknown morphology {morphology!r}; choose one of {', '.join(envs.MORPHOLOGIES)}")
@@ -169,8 +314,13 @@ def make_problem(run: LoadedRun, morphology: str | None = None, protocol: bool =
         options["morphology"] = morphology
     try:
         problem = presets.problem_from_config(cfg, morphologies=morphologies, **options)
+    except es.UsageError:
+        raise
     except ValueError as e:  # unknown env id, option or agent setting
-        raise es.UsageError(str(e).splitlines()[0]) from None
+        raise es.UsageError(_first_line(e)) from None
+    except ImportError as e:  # the env's package (pybullet, box2d, ...) is missing here
+        raise es.UsageError(f"{env_id} needs the Python package {e.name or _first_line(e)!r}, which is not "
+                            "installed here; install it (config.json \"versions\" lists the run's)") from None
     if problem.num_params != run.params.shape[0]:
         raise es.CheckpointError(f"the {run.label} parameters of {run.run_dir} have {run.params.shape[0]} values, "
                                  f"but the agent config.json describes needs {problem.num_params}; "
@@ -180,14 +330,17 @@ def make_problem(run: LoadedRun, morphology: str | None = None, protocol: bool =
 
 def run_test_seeds(run: LoadedRun, episodes: int) -> list[int]:
     """`test_seeds` of `run`, excluding the held-out seeds its training evaluated on."""
-    held_out = int(run.config.get("es_run", {}).get("eval_episodes", run.config.get("eval_episodes", 0)) or 0)
+    held_out = run.held_out_episodes
     exclude = seeding.held_out_seeds(run.seed, held_out) if held_out else []
     return seeding.test_seeds(run.seed, episodes, exclude)
 
 
 @dataclass
 class EvaluationReport:
-    """Result of `evaluate`; `to_dict` is what eval.json holds.
+    """Result of `evaluate`; `to_dict` is what eval.json holds: "checkpoint" is what was asked
+    for ("best", "latest", N), "generation" the generations completed when the parameters
+    used were saved, "checkpoint_file" their file, "skipped" the newer checkpoints that did
+    not verify (for "latest").
 
     returns: float64 (E,) one return per episode; with several training morphologies and
     no --morphology, E = seeds x morphologies in (seed, morphology) order.
@@ -221,8 +374,12 @@ class EvaluationReport:
         return {
             "run_dir": str(self.run.run_dir),
             "checkpoint": self.run.which,
+            "generation": self.run.generation,
+            "checkpoint_file": None if self.run.path is None else str(self.run.path),
+            "skipped": list(self.run.skipped),
             "label": self.run.label,
             "env_id": self.run.env_id,
+            "played_env_id": self.run.played_env_id,
             "env_options": self.env_options,
             "morphologies": self.morphologies,
             "protocol": PROTOCOL,
@@ -240,12 +397,31 @@ class EvaluationReport:
             "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
 
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1) + "\n"
+
     def write(self, path: str | Path) -> Path:
-        """Write `to_dict` as JSON atomically (a crash never leaves half a file)."""
+        """Write `to_dict` as JSON atomically (a crash never leaves half a file).
+
+        Raises ReportWriteError (an es.ESError, one line) when the file cannot be written;
+        it carries the JSON (`.text`) so that the result is not lost: print or save it.
+        """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        es.checkpoint.atomic_write_bytes(path, (json.dumps(self.to_dict(), indent=1) + "\n").encode())
+        text = self.to_json()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            es.checkpoint.atomic_write_bytes(path, text.encode())
+        except OSError as e:
+            raise ReportWriteError(f"cannot write the evaluation to {path}: {_first_line(e)}", text, path) from None
         return path
+
+
+class ReportWriteError(OutputError):
+    """eval.json could not be written after the evaluation ran; `text` is the JSON it would hold."""
+
+    def __init__(self, message: str, text: str, path: Path):
+        super().__init__(message)
+        self.text, self.path = text, path
 
 
 def evaluate(run: LoadedRun, episodes: int = 100, *, morphology: str | None = None, backend: str = "ray",
@@ -266,6 +442,8 @@ def evaluate(run: LoadedRun, episodes: int = 100, *, morphology: str | None = No
     """
     if backend not in ("ray", "serial"):
         raise es.UsageError(f"backend must be 'ray' or 'serial', got {backend!r}")
+    if not isinstance(episodes, (int, np.integer)) or isinstance(episodes, bool) or episodes < 1:
+        raise es.UsageError(f"episodes must be a positive whole number, got {episodes!r}")
     problem = make_problem(run, morphology)
     seeds = run_test_seeds(run, episodes)
     t0 = time.perf_counter()

@@ -196,12 +196,23 @@ def hebbian_step(x, weights, terms, code, scales, acts, parity, pending, sizes, 
             else:
                 scales[layer] = 1.0
         else:
+            # The first step of an episode: the weights as drawn (or co-evolved), no update
+            # pending. The guard covers it too, so an absurd initial scale or a non-finite
+            # input can never reach the environment as a NaN action.
+            mw = np.float32(0.0)
             for i in range(n_in):
                 xi = xin[i]
                 row = i * n_out
                 for j in range(n_out):
-                    h[j] += xi * w[row + j]
+                    v = w[row + j]
+                    h[j] += xi * v
+                    av = abs(v)
+                    mw = av if av > mw else mw
             h *= s
+            if not (mw * s <= limit and _all_finite(h)):
+                diverged = 1
+                _repair_layer(w, xin, h, n_in, n_out, limit)
+                scales[layer] = 1.0
         _activate(h, hidden_act if layer < num_layers - 1 else output_act)
     return diverged
 
@@ -239,7 +250,8 @@ def hebbian_flush(weights, terms, code, scales, acts, parity, sizes, w_off, a_of
 
 @njit(nogil=True, cache=True)
 def _repair_layer(w, xin, h, n_in, n_out, limit):
-    """Slow path of the divergence guard: NaN -> 0, clip to +-limit, recompute h; returns max |w|."""
+    """Slow path of the divergence guard: NaN -> 0, clip to +-limit, recompute h (non-finite
+    sums -> 0); returns max |w|."""
     mx = np.float32(0.0)
     h[:] = 0.0
     for i in range(n_in):
@@ -255,6 +267,9 @@ def _repair_layer(w, xin, h, n_in, n_out, limit):
             w[row + j] = v
             mx = max(mx, abs(v))
             h[j] += xin[i] * v
+    for j in range(n_out):  # a non-finite input (e.g. from an encoder's NaN) gives no usable sum
+        if not np.isfinite(h[j]):
+            h[j] = 0.0
     return mx
 
 

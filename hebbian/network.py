@@ -16,12 +16,30 @@ keeps a view of the caller's vector. The output layer uses `output_activation`:
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from hebbian.kernels import ACTIVATIONS, NUM_TERMS, fold_terms, hebbian_flush, hebbian_step, rule_code
 from hebbian.rules import get_rule
 
 INITS = ("uniform", "normal", "xavier", "coevolve")
+
+
+def check_memory(floats: int, what: str) -> None:
+    """ValueError (one line) when `floats` float32 values would take over half this machine's memory.
+
+    numpy's zeros are lazily committed pages, so a huge network would be "allocated" and
+    then killed by the OS as soon as evolution touches it; checking first gives a reason.
+    """
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not available on this platform
+        return
+    need = 4 * int(floats)
+    if need > total // 2:
+        raise ValueError(f"{what} needs about {need / 2**30:.1f} GiB of memory per worker and this machine has "
+                         f"{total / 2**30:.0f} GiB; use smaller --hidden widths")
 
 
 def _check_sizes(sizes) -> tuple[int, ...]:
@@ -92,6 +110,9 @@ class HebbianNetwork:
         self.num_coeffs = int(self._c_off[-1])
         self.num_synapses = int(self._w_off[-1])
         self.num_params = self.num_coeffs + (self.num_synapses if init == "coevolve" else 0)
+        # Per worker: weights and the four folded terms per synapse, and a few parameter
+        # vectors (the centre, a member, the strategy's buffers).
+        check_memory(5 * self.num_synapses + 3 * self.num_params, f"a Hebbian network of sizes {self.sizes}")
 
         self._weights = np.zeros(self.num_synapses, dtype=np.float32)
         self._terms = np.zeros((NUM_TERMS, self.num_synapses), dtype=np.float32)
@@ -204,6 +225,7 @@ class StaticNetwork:
         shapes = list(zip(self.sizes[:-1], self.sizes[1:]))
         self._offsets = np.concatenate([[0], np.cumsum([a * b for a, b in shapes])]).astype(np.int64)
         self.num_params = int(self._offsets[-1])
+        check_memory(3 * self.num_params, f"a static network of sizes {self.sizes}")
         self._shapes = shapes
         self._params = None
         self._hidden = [np.zeros(b, dtype=np.float32) for _, b in shapes]

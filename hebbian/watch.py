@@ -28,6 +28,8 @@ import numpy as np
 
 import envs
 import es
+from es.checkpoint import remove_quietly, temp_path
+from es.plotting import OutputError, check_output, write_atomically
 from hebbian.agent import AgentProblem, episode_seeds, run_episode
 
 FrameSink = Callable[[np.ndarray], None]
@@ -80,61 +82,167 @@ def resize_frame(frame: np.ndarray, scale: float) -> np.ndarray:
 
 
 # -- where frames go -----------------------------------------------------------------------
+def _check_fps(fps: float) -> float:
+    fps = float(fps)
+    if not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise es.UsageError(f"fps must be a number above 0 and at most {MAX_FPS}, got {fps}")
+    return fps
+
+
+MAX_FPS = 1000.0
+
+
 class VideoWriter:
     """Frames -> an H.264 mp4 (imageio-ffmpeg's bundled ffmpeg; no system ffmpeg needed).
 
     Odd frame sizes are padded by one black row / column, since yuv420p needs even sizes.
+    ffmpeg runs as a child process fed raw RGB frames (the command imageio builds for
+    quality 7, with the frame size kept), so that its exit status is checked: a video
+    ffmpeg could not finish (disk full while writing the trailer) is an error, not a
+    silently broken file. Frames go to a hidden temporary file next to `path`, moved into
+    place by `close` (`path` is never half a video); `discard` or a failed write removes
+    it. Failures raise OutputError (one line). `written` tells whether `close` produced
+    the file (it does not when no frame came).
     """
 
-    def __init__(self, path: str | Path, fps: float):
-        import imageio.v2 as imageio
+    CRF = 15  # imageio's quality=7 for libx264: int((1 - 7 / 10) * 51)
+    CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".avi": "avi"}
 
+    def __init__(self, path: str | Path, fps: float):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # macro_block_size=1: keep the frame size; imageio would otherwise rescale to a
-        # multiple of 16 with a warning (CarRacing's 600x400 is not one).
-        self._writer = imageio.get_writer(self.path, fps=fps, codec="libx264", quality=7,
-                                          macro_block_size=1, pixelformat="yuv420p")
+        self.fps = _check_fps(fps)
+        self._container = self.CONTAINERS.get(self.path.suffix.lower())
+        if self._container is None:
+            raise es.UsageError(f"a video file must end in {', '.join(self.CONTAINERS)}, got {self.path}")
+        self._tmp = temp_path(self.path)
+        self._process = None
+        self._log = None
+        self._size: tuple[int, int] | None = None
         self.frames = 0
+        self.written = False
+
+    def _failed(self, error: BaseException | str) -> OutputError:
+        if isinstance(error, BaseException):
+            text = (error.strerror if isinstance(error, OSError) and error.strerror else str(error)).strip()
+            text = text.splitlines()[0] if text else type(error).__name__
+        else:
+            text = error
+        return OutputError(f"cannot write video {self.path}: {text}; free some space or choose another place")
+
+    def _ffmpeg_said(self) -> str:
+        """The last line ffmpeg wrote to its log, e.g. "Error writing trailer: No space left on device"."""
+        try:
+            self._log.seek(0)
+            lines = [ln.strip() for ln in self._log.read().decode(errors="replace").splitlines() if ln.strip()]
+        except (OSError, ValueError):
+            lines = []
+        return lines[-1].split("] ", 1)[-1] if lines else f"ffmpeg exited with status {self._process.returncode}"
+
+    def _start(self, width: int, height: int) -> None:
+        import subprocess
+        import tempfile
+        from fractions import Fraction
+
+        import imageio_ffmpeg
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = tempfile.TemporaryFile()
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{width}x{height}",
+               "-pix_fmt", "rgb24", "-r", str(Fraction(self.fps).limit_denominator()), "-i", "-", "-an",
+               "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", str(self.CRF), "-v", "error", "-f", self._container, str(self._tmp)]
+        # its own session: Ctrl-C stops us, not ffmpeg, which then finishes the frames so far
+        self._process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log,
+                                         start_new_session=True)
+        self._size = (width, height)
 
     def __call__(self, frame: np.ndarray) -> None:
         h, w = frame.shape[:2]
         if h % 2 or w % 2:
             frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)))
-        self._writer.append_data(frame)
+            h, w = frame.shape[:2]
+        try:
+            if self._process is None:
+                self._start(w, h)
+            elif self._size != (w, h):
+                raise ValueError(f"frame size changed from {self._size[0]}x{self._size[1]} to {w}x{h}")
+            self._process.stdin.write(np.ascontiguousarray(frame[..., :3], dtype=np.uint8).tobytes())
+        except Exception as e:  # ffmpeg died (disk full), the pipe broke, ffmpeg missing
+            said = self._ffmpeg_said() if isinstance(e, BrokenPipeError) and self._process is not None else None
+            self.discard()
+            raise self._failed(said or e) from None
         self.frames += 1
 
     def close(self) -> None:
-        self._writer.close()
+        """Let ffmpeg finish and move the video into place; OutputError if ffmpeg failed."""
+        process = self._process
+        if process is None:  # no frame came (or already closed): nothing to write
+            return
+        try:
+            try:
+                process.stdin.close()
+            except BrokenPipeError:
+                pass
+            process.wait()
+            if process.returncode != 0:
+                raise self._failed(self._ffmpeg_said())
+            os.replace(self._tmp, self.path)
+            self.written = True
+        except OSError as e:
+            raise self._failed(e) from None
+        finally:
+            self._process = None
+            self._cleanup()
+
+    def discard(self) -> None:
+        """Stop ffmpeg and remove the temporary file; `path` is left as it was."""
+        process, self._process = self._process, None
+        if process is not None:
+            try:
+                process.kill()
+                process.wait()
+            except OSError:
+                pass
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        remove_quietly(self._tmp)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
 
 class GifWriter:
     """Frames -> an animated GIF (Pillow through imageio), looping forever.
 
     GIF frames are kept in memory until `close` (that is how GIF encoders work); use
-    `--scale` for long episodes.
+    `--scale` for long episodes. `close` writes atomically (temporary file, then moved
+    into place; OutputError, one line, if that fails); `discard` drops the frames.
     """
 
     def __init__(self, path: str | Path, fps: float):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fps = fps
+        self.fps = _check_fps(fps)
         self._frames: list[np.ndarray] = []
+        self.frames = 0  # frames received (the buffer empties on close)
+        self.written = False
 
     def __call__(self, frame: np.ndarray) -> None:
         self._frames.append(np.array(frame, copy=True))
-
-    @property
-    def frames(self) -> int:
-        return len(self._frames)
+        self.frames += 1
 
     def close(self) -> None:
         import imageio.v3 as iio
 
-        if self._frames:
-            # GIF delays are whole centiseconds: 50 fps becomes 20 ms per frame.
-            iio.imwrite(self.path, np.stack(self._frames), extension=".gif", plugin="pillow",
-                        duration=round(1000 / self.fps), loop=0)
+        frames, self._frames = self._frames, []
+        if frames:
+            # GIF delays are whole centiseconds: 50 fps becomes 20 ms per frame. Encoded in
+            # memory first, so the only thing that can fail on disk is writing the bytes.
+            data = iio.imwrite("<bytes>", np.stack(frames), extension=".gif", plugin="pillow",
+                               duration=round(1000 / self.fps), loop=0)
+            write_atomically(self.path, lambda tmp: tmp.write_bytes(data), "GIF")
+            self.written = True
+
+    def discard(self) -> None:
         self._frames = []
 
 
@@ -200,7 +308,14 @@ class Window:
 
 
 class FrameSinks:
-    """Several sinks fed the same frames (e.g. a window and a video); closes them all."""
+    """Several sinks fed the same frames (e.g. a window and a video); closes them all.
+
+    Leaving the `with` block normally (or by Ctrl-C) closes every sink: files are committed
+    with what was recorded, even when one of them fails (the first failure is raised after
+    all are closed). Leaving it by an error discards the files instead (sinks with a
+    `discard` method: no half video is left to pass for a whole one) and closes the rest;
+    the error is the one raised.
+    """
 
     def __init__(self, sinks: Sequence, scale: float = 1.0):
         self.sinks = list(sinks)
@@ -212,14 +327,27 @@ class FrameSinks:
             sink(frame)
 
     def close(self) -> None:
+        first = None
         for sink in self.sinks:
-            sink.close()
+            try:
+                sink.close()
+            except Exception as e:
+                first = first or e
+        if first is not None:
+            raise first
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None or issubclass(exc_type, KeyboardInterrupt):
+            self.close()
+            return
+        for sink in self.sinks:  # an error is on its way: it is the one to report; no half file stays
+            try:
+                getattr(sink, "discard", sink.close)()
+            except Exception:
+                pass
 
 
 # -- playing -----------------------------------------------------------------------------
@@ -295,13 +423,26 @@ def watch(problem: AgentProblem, params: np.ndarray, seeds: Sequence[int], *, wi
           video: str | Path | None = None, gif: str | Path | None = None, fps: float | None = None,
           scale: float = 1.0, max_steps: int | None = None, title: str = "hebbian watch",
           on_start: Callable[[str], None] | None = None,
-          on_episode: Callable[[int, EpisodeResult], None] | None = None) -> list[EpisodeResult]:
+          on_episode: Callable[[int, EpisodeResult], None] | None = None,
+          on_saved: Callable[[Path, int], None] | None = None) -> list[EpisodeResult]:
     """Play `seeds` into any of a window, an mp4 and a GIF at once (the same frames in each).
 
     fps: frames per second of the window and the files (None = the env's own rate);
     scale: frame resize factor; on_start(message) is told where the frames go before the
-    first episode. Raises es.UsageError when a window is asked for and there is no display.
+    first episode; on_saved(path, frames) is told each file once it is complete (also
+    after Ctrl-C or a closed window; a file that got no frame is not written).
+
+    Raises es.UsageError before playing when a window is asked for and there is no
+    display, or when `video` / `gif` cannot be written (`es.plotting.check_output`);
+    OutputError (one line) when writing fails while playing (nothing half-written stays).
     """
+    for flag, path in (("video", video), ("GIF", gif)):
+        if path:
+            check_output(path, flag)
+    if fps is not None:
+        _check_fps(fps)
+    if not (math.isfinite(scale) and scale > 0):
+        raise es.UsageError(f"scale must be a positive number, got {scale}")
     env = render_env(problem)
     sinks: list = []
     try:
@@ -316,12 +457,23 @@ def watch(problem: AgentProblem, params: np.ndarray, seeds: Sequence[int], *, wi
             where = ([f"a window ({sinks[0].driver})"] if window else []) + [str(p) for p in (video, gif) if p]
             on_start(f"playing {len(seeds)} episode(s) at {fps:g} fps into {', '.join(where)}"
                      + ("; close the window or press Esc to stop" if window else ""))
-        with FrameSinks(sinks, scale) as sink:
-            sinks = []  # FrameSinks closes them from here on
-            return play(problem, params, seeds, sink, max_steps=max_steps, env=env, on_episode=on_episode)
+        files = [s for s in sinks if isinstance(s, (VideoWriter, GifWriter))]
+        try:
+            with FrameSinks(sinks, scale) as sink:
+                sinks = []  # FrameSinks closes them from here on
+                results = play(problem, params, seeds, sink, max_steps=max_steps, env=env, on_episode=on_episode)
+        finally:
+            if on_saved is not None:
+                for s in files:
+                    if s.written:
+                        on_saved(s.path, s.frames)
+        return results
     finally:
-        for sink in sinks:
-            sink.close()
+        for sink in sinks:  # not handed to FrameSinks: an error came first
+            try:
+                getattr(sink, "discard", sink.close)()
+            except Exception:
+                pass
         env.close()
 
 
@@ -437,6 +589,7 @@ def snapshot_panels(trace: WeightTrace) -> list[tuple[str, int]]:
     return panels
 
 
+PLOT_FORMATS = ("png", "svg", "pdf")
 PLOT_SIZE_IN = (12.0, 8.0)
 PLOT_DPI = 100
 """Weight plots are PLOT_SIZE_IN x PLOT_DPI = 1200 x 800 pixels."""
@@ -455,6 +608,9 @@ def plot_weight_trace(trace: WeightTrace, path: str | Path, title: str = "") -> 
     from matplotlib.ticker import MaxNLocator
 
     path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    if fmt not in PLOT_FORMATS:
+        raise es.UsageError(f"weights plot {path} must end in {', '.join('.' + f for f in PLOT_FORMATS)}")
     fig = Figure(figsize=PLOT_SIZE_IN, dpi=PLOT_DPI)
     FigureCanvasAgg(fig)
     panels = snapshot_panels(trace)
@@ -497,8 +653,5 @@ def plot_weight_trace(trace: WeightTrace, path: str | Path, title: str = "") -> 
     cax = fig.add_axes((0.92, 0.07, 0.015, 0.38))
     fig.colorbar(image, cax=cax, label="weight")
     fig.suptitle(title or f"weights within one episode (seed {trace.seed}, {trace.steps} steps)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, dpi=PLOT_DPI, format=path.suffix.lstrip(".").lower() or "png")
-    os.replace(tmp, path)
-    return path
+    # atomic; a failed write (disk full) leaves no temporary file and raises OutputError (one line)
+    return write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=PLOT_DPI, format=fmt), "weights plot")

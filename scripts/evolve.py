@@ -31,6 +31,7 @@ import envs
 import es
 from hebbian import config as rc
 from hebbian import presets
+from hebbian.cli import OneLineParser, exit_unexpected, first_line
 
 GROUP_TITLES = {"env": "task", "agent": "agent", "evolution": "evolution",
                 "strategy_options": "strategy hyperparameters (default: the chosen strategy's own)",
@@ -52,7 +53,7 @@ def _flag_kwargs(name: str, meta: dict) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("env_id", nargs="?", help="Gymnasium id or alias, e.g. CarRacing-v2, AntBulletEnv-v0, LunarLander-v3")
     p.add_argument("--config", type=Path, help="TOML or JSON file of settings (a run's config.json reproduces that run)")
     p.add_argument("--preset", help="the task's preset: paper (default; every task), attention-agent (CarRacing)")
@@ -125,6 +126,9 @@ def load_file(path: Path) -> dict:
 def configure(args: argparse.Namespace) -> tuple[rc.RunConfig, Path, bool]:
     """(resolved configuration, run folder, resuming?) from the parsed arguments."""
     if args.resume is not None:
+        if args.run_dir is not None and args.run_dir.resolve() != args.resume.resolve():
+            raise rc.ConfigError(f"--resume {args.resume} continues that folder; --run-dir {args.run_dir} names "
+                                 "another (drop --run-dir)")
         saved = es.read_config(args.resume)
         cfg = presets.from_saved(saved, f"{args.resume}/config.json")
         target = saved.get("es_run", {}).get("generations")
@@ -172,8 +176,13 @@ def main(argv=None) -> int:
         strategy = presets.strategy_from_config(cfg, problem.num_params)
         evaluator = presets.evaluator_from_config(cfg, problem)
     except (ValueError, es.UsageError) as e:  # ConfigError and envs.UnknownEnvironmentError are ValueErrors
-        parser.exit(2, f"evolve.py: error: {e}\n")
+        parser.exit(2, f"evolve.py: error: {first_line(e)}\n")
+    except TypeError as e:  # an env option of the wrong type, refused by the env's own constructor
+        parser.exit(2, f"evolve.py: error: cannot build the task with these options: {first_line(e)}\n")
+    except MemoryError:
+        parser.exit(2, "evolve.py: error: the agent does not fit in this machine's memory; use smaller --hidden\n")
     ev = cfg.evolution
+    resume_hint = f"what is saved is kept; continue with: python scripts/evolve.py --resume {run_dir}"
     try:
         with evaluator:
             result = es.evolve(problem, strategy, evaluator, run_dir, generations=ev.generations,
@@ -181,10 +190,17 @@ def main(argv=None) -> int:
                                eval_episodes=ev.eval_episodes, config=cfg.to_dict(), resume=resume,
                                progress="quiet" if cfg.execution.quiet else "auto")
     except es.UsageError as e:
-        parser.exit(2, f"evolve.py: error: {e}\n")
+        parser.exit(2, f"evolve.py: error: {first_line(e)}\n")
+    except es.ESError as e:  # the run broke (NaN fitness, a crashing problem): what is saved stays usable
+        parser.exit(1, f"evolve.py: error: {first_line(e)}; every generation before it is saved in {run_dir}\n")
+    except OSError as e:  # a full disk, a folder made read-only during the run
+        where = f" {e.filename}" if e.filename else ""
+        parser.exit(1, f"evolve.py: error: cannot write{where}: {e.strerror or e}; {resume_hint}\n")
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: python scripts/evolve.py --resume {run_dir}", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug: still one line, the traceback on request
+        exit_unexpected(parser, e)
     final = "" if result.final_eval_mean is None else \
         f"; centre on held-out seeds {result.final_eval_mean:.1f} +/- {result.final_eval_std:.1f}"
     print(f"done: {result.generations} generations, {result.env_steps} env steps{final}; run folder {result.run_dir}")

@@ -6,19 +6,25 @@
     python scripts/plot.py RUN_A --format svg
 
 Population mean (solid) and max (dashed), the centre on held-out seeds (markers, +/- std band).
+Errors are one line: exit status 2 for bad input (a folder, a damaged progress.csv, an output
+that cannot be written), 1 when writing the figure fails anyway (e.g. the disk filled up).
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 import es
 from es import plotting
+from hebbian.cli import OneLineParser, exit_unexpected, first_line
+
+NAME = "plot.py"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog=NAME, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="run folders written by scripts/evolve.py")
     p.add_argument("--labels", nargs="+", help="one legend label per run (default: <env>/<run folder>)")
     p.add_argument("--out", type=Path, help="output file (default: fitness.png / .svg in the first run folder)")
@@ -31,9 +37,22 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        out = plotting.plot_runs(args.run_dirs, args.out, labels=args.labels, fmt=args.format, title=args.title)
-    except es.UsageError as e:
-        parser.exit(2, f"plot.py: error: {e}\n")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", plotting.TornLineWarning)
+            out = plotting.plot_runs(args.run_dirs, args.out, labels=args.labels, fmt=args.format, title=args.title)
+        for w in caught:  # a left-out torn line is announced, one line each
+            if issubclass(w.category, plotting.TornLineWarning):
+                print(f"{NAME}: warning: {first_line(w.message)}", file=sys.stderr)
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    except es.UsageError as e:  # bad folders, damaged progress.csv, an output that cannot be written
+        parser.exit(2, f"{NAME}: error: {first_line(e)}\n")
+    except es.ESError as e:  # the write failed after drawing (disk full)
+        parser.exit(1, f"{NAME}: error: {first_line(e)}\n")
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a bug: still one line, the traceback on request
+        exit_unexpected(parser, e)
     print(out)
     return 0
 

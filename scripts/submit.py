@@ -21,13 +21,14 @@ from pathlib import Path
 
 import es
 from es import cluster
+from hebbian.cli import OneLineParser
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 EVOLVE = "scripts/evolve.py"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 usage="%(prog)s [options] -- EVOLVE_ARGS...  |  %(prog)s --status/--logs/--stop JOB"
                                       "  |  %(prog)s --list")
     p.add_argument("--address", help="the head's dashboard, http://HEAD:8265 (default: RAY_API_SERVER_ADDRESS, "
@@ -94,6 +95,8 @@ def main(argv=None) -> int:
     try:
         if not query:
             check_evolve_args(args.project, evolve_args)
+            if args.job_id is not None:
+                cluster.check_submission_id(args.job_id)
         client = cluster.connect(address)
         if args.status:
             info = cluster.status(client, args.status)

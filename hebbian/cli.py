@@ -1,0 +1,34 @@
+"""What the command-line scripts share: one-line errors and their exit statuses.
+
+Exit status 2: a usage error (bad flags, settings, folders, files); 1: a run or a write
+that broke; 130: interrupted. Every error is one line; an unexpected exception (a bug)
+too, with its traceback on request (HEBBIAN_TRACEBACK=1).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import NoReturn
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line (what is wrong, where to look), not the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see --help\n")
+
+
+def first_line(e: BaseException) -> str:
+    """An error as one line: an OSError as "FILE: reason", anything else its message's first line."""
+    if isinstance(e, OSError) and e.strerror:
+        return (f"{e.filename}: " if e.filename else "") + e.strerror
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def exit_unexpected(parser: argparse.ArgumentParser, e: Exception) -> NoReturn:
+    """Exit 1 with one line for an exception nothing foresaw, or re-raise it with HEBBIAN_TRACEBACK=1."""
+    if os.environ.get("HEBBIAN_TRACEBACK"):
+        raise e
+    parser.exit(1, f"{parser.prog}: error: unexpected {type(e).__name__}: {first_line(e)} "
+                   "(set HEBBIAN_TRACEBACK=1 for the traceback and please report it)\n")
