@@ -11,15 +11,15 @@ prints a table; asserts nothing about timings.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+from benchmarks.record import write_result
 
 from hebbian.encoders.attention import make_attention
 from hebbian.encoders.attention.reversible import ReversibleTransformer
@@ -122,16 +122,6 @@ def summarise(rows, lengths):
     return out
 
 
-def write_json(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[256, 512, 1024, 2048, 4096])
@@ -152,7 +142,7 @@ def main(argv=None):
         growth = ", ".join(f"{g:.2f}" for g in s["time_growth_per_doubling"])
         print(f"  {name:10s} time x per doubling: {growth};  faster than softmax from n = "
               f"{s['faster_than_softmax_from_n']};  speed-up at n={args.lengths[-1]}: {s['speedup_at_longest']:.2f}")
-    write_json(args.out, {
+    write_result(args.out, {
         "config": {"dim": DIM, "heads": HEADS, "batch": 1, "threads": 1, "mechanisms": MECHANISMS,
                    "lengths": args.lengths, "repeats": args.repeats,
                    "seconds": "fastest of the repeats", "saved_bytes": "non-parameter storages saved for backward"},
@@ -164,7 +154,6 @@ def main(argv=None):
         "reversible": rev,
         "summary": summary,
     })
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 from pathlib import Path
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
@@ -28,12 +27,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-import numba  # noqa: E402
 import numpy as np  # noqa: E402
+
+from benchmarks.record import write_result  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from benchmarks.attention import write_json  # noqa: E402
 from benchmarks.kernels import interleaved_us  # noqa: E402
 from hebbian.encoders.patch_attention import PatchAttentionEncoder  # noqa: E402
 from hebbian.lstm import LSTMNetwork  # noqa: E402
@@ -254,12 +253,9 @@ def main():
           f"({lstm['speedup_vs_torch']:.0f}x) | numpy {lstm['numpy_us']:.1f} us ({lstm['speedup_vs_numpy']:.1f}x)")
     print(f"agent step: ours {agent['ours_us']:.0f} us | torch, authors' code {agent['torch_authors_us']:.0f} us "
           f"({agent['speedup_vs_torch_authors']:.1f}x)")
-    record = {"machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-              "numpy": np.__version__, "torch": torch.__version__, "numba": numba.__version__,
-              "settings": {"steps": args.steps, "repeats": args.repeats},
+    record = {"settings": {"steps": args.steps, "repeats": args.repeats},
               "encoder": encoder, "lstm": lstm, "agent": agent}
-    write_json(args.out, record)
-    print(f"wrote {args.out}")
+    write_result(args.out, record)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ Writes ``benchmarks/results/car_racing_speed.json``. Never asserts timings.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -26,6 +25,8 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
 import numpy as np
+
+from benchmarks.record import write_result
 
 RESULTS = Path(__file__).resolve().parent / "results" / "car_racing_speed.json"
 
@@ -160,10 +161,7 @@ def main(argv=None) -> dict:
         f"{len(all_ratios)} seed runs"
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.output.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(temporary, args.output)
-    print(f"wrote {args.output}")
+    write_result(args.output, summary)
     return summary
 
 

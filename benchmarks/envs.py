@@ -21,12 +21,9 @@ Writes ``benchmarks/results/envs.json``. Timings are measurements, never asserti
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -36,8 +33,8 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import gymnasium  # noqa: E402
-import numpy as np  # noqa: E402
+
+from benchmarks.record import write_result  # noqa: E402
 
 import envs  # noqa: E402
 
@@ -109,9 +106,6 @@ def main(argv: list[str] | None = None) -> int:
 
     results = {
         "benchmark": "envs",
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        "machine": {"machine": platform.machine(), "processor": platform.processor(), "python": platform.python_version(), "cpu_count": os.cpu_count()},
-        "versions": {"gymnasium": gymnasium.__version__, "numpy": np.__version__},
         "seconds_per_task": args.seconds,
         "tasks": {},
     }
@@ -137,10 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"CarRacing generation, {'exact' if row['exact_env'] else 'fast'} env: {row['seconds']:.1f} s "
                   f"for {row['popsize']} individuals on {row['workers']} workers ({row['env_steps']} env steps)")
 
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.json.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, args.json)
+    write_result(args.json, results)
     return 0
 
 

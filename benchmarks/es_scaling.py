@@ -15,12 +15,13 @@ final held-out evaluation):
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.record import write_result
 import ray
 
 import es
@@ -101,8 +102,7 @@ def main():
               f"as full vectors")
     print(f"speed-up with 2 workers: {record['speedup_2_workers']:.2f}x")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_result(args.out, record)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,7 @@ same policy written plainly in PyTorch.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -28,12 +26,15 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
+
+from benchmarks.record import write_result  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from hebbian.agent import AgentConfig, Policy  # noqa: E402
 from hebbian.kernels import NUM_TERMS  # noqa: E402
 from hebbian.network import HebbianNetwork  # noqa: E402
+from tests.reference_rule import ReferenceHebbian  # noqa: E402
 
 torch.set_num_threads(1)
 RESULTS = Path(__file__).parent / "results" / "kernels.json"
@@ -59,39 +60,24 @@ def interleaved_us(cases, repeats):
     return [float(np.median(t)) for t in times]
 
 
-class NumpyHebbian:
-    """The plain NumPy step: forward, then the ABCD_lr update per layer, then normalisation."""
-
-    def __init__(self, sizes, coeffs_flat, normalize, seed=0):
-        rng = np.random.default_rng(seed)
-        self.normalize = normalize
-        self.ws, self.cs, off = [], [], 0
-        for a, b in zip(sizes[:-1], sizes[1:]):
-            self.ws.append(rng.uniform(-0.1, 0.1, (a, b)).astype(np.float32))
-            self.cs.append(coeffs_flat[off: off + a * b * 5].reshape(a, b, 5))
-            off += a * b * 5
-
-    def step(self, x):
-        acts = [x]
-        for i, w in enumerate(self.ws):
-            h = acts[-1] @ w
-            acts.append(np.tanh(h) if i < len(self.ws) - 1 else h)
-        for i, (w, c) in enumerate(zip(self.ws, self.cs)):
-            pre, post = acts[i][:, None], acts[i + 1][None, :]
-            w += c[..., 4] * (c[..., 0] * pre * post + c[..., 1] * pre + c[..., 2] * post + c[..., 3])
-            if self.normalize:
-                w /= np.abs(w).max()
-        return acts[-1]
+def numpy_hebbian(sizes, coeffs_flat, normalize, seed=0):
+    """The plain NumPy step (tests/reference_rule.py, the tests' reference) in float32,
+    ABCD_lr, from uniform [-0.1, 0.1] weights."""
+    rng = np.random.default_rng(seed)
+    w0 = [rng.uniform(-0.1, 0.1, (a, b)).astype(np.float32) for a, b in zip(sizes[:-1], sizes[1:])]
+    return ReferenceHebbian(sizes, "ABCD_lr", coeffs_flat, w0, normalize, dtype=np.float32)
 
 
 class TorchHebbian:
     """The same step in PyTorch on one thread, no autograd."""
 
     def __init__(self, sizes, coeffs_flat, normalize, seed=0):
-        ref = NumpyHebbian(sizes, coeffs_flat, normalize, seed)
+        ref = numpy_hebbian(sizes, coeffs_flat, normalize, seed)
         self.normalize = normalize
         self.ws = [torch.from_numpy(w.copy()) for w in ref.ws]
-        self.cs = [torch.from_numpy(np.ascontiguousarray(np.moveaxis(c, -1, 0))) for c in ref.cs]
+        # (A, B, C, D, eta) stacked on the first axis, each term a contiguous (n_in, n_out) plane
+        self.cs = [torch.from_numpy(np.ascontiguousarray(np.stack([t[n] for n in ("A", "B", "C", "D", "eta")])))
+                   for t in ref.terms]
 
     @torch.inference_mode()
     def step(self, x):
@@ -141,7 +127,7 @@ def bench_stack(name, sizes, normalize, steps, repeats, rng):
     net.set_params(coeffs)
     net.reset(0)
     x = rng.uniform(-1, 1, sizes[0]).astype(np.float32)
-    numpy_net = NumpyHebbian(sizes, coeffs, normalize)
+    numpy_net = numpy_hebbian(sizes, coeffs, normalize)
     torch_net, tx = TorchHebbian(sizes, coeffs, normalize), torch.from_numpy(x)
     kernel, numpy_us, torch_us = interleaved_us(
         [(lambda: net.step(x), steps), (lambda: numpy_net.step(x), max(50, steps // 10)),
@@ -196,10 +182,8 @@ def main():
     print(f"CarRacing agent step: {agent['agent_step_us']:.1f} us (CNN {agent['cnn_us']:.1f} us) | "
           f"plain PyTorch policy {agent['torch_policy_step_us']:.1f} us ({agent['speedup_vs_torch']:.1f}x)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    record = {"machine": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-              "numpy": np.__version__, "torch": torch.__version__, "stacks": stacks, "agent": agent}
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    record = {"stacks": stacks, "agent": agent}
+    write_result(args.out, record)
 
 
 if __name__ == "__main__":

@@ -7,20 +7,20 @@ Run from the repository root:
 Each network is evolved with scripts/evolve.py (the same flags but --network, the same
 seed) into runs/benchmarks/<env>/<network>/, unless that folder already holds a finished
 run; then the best centre of each is scored by the standard protocol (100 test episodes,
-`scripts/watch.py --no-render --episodes 100`). Writes benchmarks/results/learning-<env>.json
+`scripts/evaluate.py RUN --episodes 100`). Writes benchmarks/results/learning-<env>.json
 and the curves (fitness against generations and wall time) to
 benchmarks/results/learning-<env>.png. Target for LunarLander-v3: mean >= 200.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import es
+from benchmarks.record import write_result
 from es.plotting import plot_runs, read_progress
 from hebbian import evaluate
 
@@ -76,8 +76,8 @@ def main() -> None:
               title=f"{args.env}: Hebbian ABCD_lr against static weights, population {args.popsize}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"learning-{args.env}.json"
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {out} and {out.with_suffix('.png')}")
+    write_result(out, record)
+    print(f"and {out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ right), i.e. which way the scene says to steer. Held out: whole episodes (new tr
 
 Every encoder is the paper's CNN (3x84x84 -> 648) from the same seed; the pretrained ones
 train for the same number of steps and batch size, on the training episodes only. The probe
-(multinomial logistic regression, see `hebbian.encoders.pretrain.linear_probe`) is fitted
+(multinomial logistic regression, see `hebbian.pretraining.probe.linear_probe`) is fitted
 on all training frames and, to show the low-label regime where a representation matters
 most, on `--few` labelled training frames. Writes benchmarks/results/pretraining.json and
 prints a table; asserts nothing.
@@ -18,17 +18,24 @@ prints a table; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.record import write_result
 import torch
 
-from hebbian.encoders.pretrain import (ScriptedDriver, TrainSettings, build_trainable, collect_frames, held_out_split,
-                                       linear_probe, train_encoder)
+from hebbian.pretraining import (
+    ScriptedDriver,
+    TrainSettings,
+    build_trainable,
+    collect_frames,
+    held_out_split,
+    linear_probe,
+    train_encoder,
+)
 
 
 def probe_both(features, labels, train_idx, test_idx, few: int, seed: int) -> dict:
@@ -94,13 +101,9 @@ def main(argv=None):
                     "train": int(len(train_idx)), "held_out": int(len(test_idx)),
                     "label_counts": np.bincount(labels, minlength=3).tolist(), "collect_s": round(collect_s, 1)},
         "results": rows,
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "torch": torch.__version__,
-                    "threads": args.threads},
+        "threads": args.threads,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(data, f, indent=1)
-    print(f"wrote {args.out}")
+    write_result(args.out, data, indent=1)
 
 
 if __name__ == "__main__":

@@ -13,23 +13,23 @@ benchmarks/results/radioactive.json and prints a table; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.record import write_result
 import torch
 
-from hebbian.encoders.pretrain import (
+from hebbian.pretraining import (
     ScriptedDriver,
     TrainSettings,
     build_trainable,
     collect_frames,
     train_encoder,
 )
-from hebbian.encoders.radioactive import MarkSettings, detect, mark
+from hebbian.radioactive import MarkSettings, detect, mark
 
 
 def steering_frames(num_frames: int, episode_frames: int, seed: int):
@@ -96,11 +96,8 @@ def main(argv=None):
     for row in rows[1:]:
         print(f"| {row['fraction']:.0%} | {row['marked']} | {row['pvalue']:.3g} | {row['control_pvalue']:.3g} | "
               f"{row['psnr_mean']:.1f} / {row['psnr_min']:.1f} | {row['max_abs_change']} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"benchmark": "radioactive", "settings": {**vars(args), "out": str(args.out)},
-                                    "machine": platform.processor() or platform.machine(), "rows": rows,
-                                    "labels": np.bincount(dataset.labels, minlength=3).tolist()}, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    write_result(args.out, {"benchmark": "radioactive", "settings": {**vars(args), "out": str(args.out)}, "rows": rows,
+                            "labels": np.bincount(dataset.labels, minlength=3).tolist()}, indent=1)
 
 
 if __name__ == "__main__":

@@ -40,25 +40,25 @@ Writes benchmarks/results/radioactive_chain.json and prints a table; asserts not
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.record import write_result
 import torch
 from torch import nn
 
 from benchmarks.radioactive import steering_frames
+from envs.car_racing import area_resize
 from hebbian.encoders.augment import FrameAugment
-from hebbian.encoders.pretrain import (
+from hebbian.pretraining import (
     TrainSettings,
-    area_resize,
     build_trainable,
     linear_probe,
     train_encoder,
 )
-from hebbian.encoders.radioactive import (
+from hebbian.radioactive import (
     MarkSettings,
     align,
     detect,
@@ -79,7 +79,7 @@ def train_classifier(encoder, frames, labels, steps, batch_size, seed, lr=1e-3):
     augment, targets = FrameAugment(), torch.from_numpy(labels)
     for _ in range(steps):
         idx = torch.randint(0, len(frames), (batch_size,), generator=generator)
-        x = augment(torch.from_numpy(area_resize(frames[idx.numpy()], encoder.obs_shape[-1])), generator)
+        x = augment(area_resize(torch.from_numpy(frames[idx.numpy()]), encoder.obs_shape[-1]), generator)
         loss = nn.functional.cross_entropy(head(encoder(x)), targets[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -170,14 +170,12 @@ def main(argv=None):
                                                             labels[idx][~half])["accuracy"], 3)
         row(label, pvalues, **extra)
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"benchmark": "radioactive_chain", "settings": {**vars(args), "out": str(args.out)},
-                                    "machine": platform.processor() or platform.machine(),
-                                    "psnr_mean": float(marked.psnr.mean()), "marked": len(idx),
-                                    "feature_shift": float(marked.shift.mean()),
-                                    "labels": np.bincount(labels, minlength=num_classes).tolist(), "rows": rows,
-                                    "seconds": round(time.perf_counter() - start, 1)}, indent=1) + "\n")
-    print(f"PSNR {marked.psnr.mean():.1f} dB, {len(idx)} marked frames; wrote {args.out}")
+    print(f"PSNR {marked.psnr.mean():.1f} dB, {len(idx)} marked frames")
+    write_result(args.out, {"benchmark": "radioactive_chain", "settings": {**vars(args), "out": str(args.out)},
+                            "psnr_mean": float(marked.psnr.mean()), "marked": len(idx),
+                            "feature_shift": float(marked.shift.mean()),
+                            "labels": np.bincount(labels, minlength=num_classes).tolist(), "rows": rows,
+                            "seconds": round(time.perf_counter() - start, 1)}, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """Environments for Hebbian meta-learning: ``envs.make(env_id, **options)``.
 
-Three task families (:func:`task_family`), each with its options and documented defaults:
+Three tasks (:func:`task_for`, :mod:`envs.tasks`), each with its options and documented defaults:
 
 ``car_racing`` (``CarRacing-v3``; ``CarRacing-v0/v1/v2`` are aliases)
     Pixels as float32 ``(3, 84, 84)`` in [0, 1] and the paper's early stop for training.
     Options: ``frame_size=84``, ``neg_reward_limit=20`` (``None`` for evaluation),
     ``max_episode_steps=1000``, ``continuous=True``, ``render_mode=None``,
-    ``action_mapping="none"``, ``lap_complete_percent=0.95``, ``domain_randomize=False``,
+    ``lap_complete_percent=0.95``, ``domain_randomize=False``,
     ``exact_env=False`` (True: Gymnasium's own CarRacing instead of the identical, faster
     :class:`envs.fast_car_racing.FastCarRacing`; watching and evaluation use it).
     See :mod:`envs.car_racing`.
@@ -32,12 +32,10 @@ This package imports neither ``hebbian`` nor ``es``.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
 import gymnasium
-from gymnasium.envs.registration import load_env_creator
 
 from envs.ids import (
     QUADRUPED_BASE_ID,
@@ -46,11 +44,16 @@ from envs.ids import (
     UnknownEnvironmentError,
     canonical_id,
     quadruped_id,
-    task_family,
 )
 from envs.morphologies import MORPHOLOGIES, check_morphology
+from envs.tasks import CAR_RACING, GENERIC, QUADRUPED, TASKS, Task, task_for
 
 __all__ = [
+    "CAR_RACING",
+    "GENERIC",
+    "QUADRUPED",
+    "TASKS",
+    "Task",
     "MORPHOLOGIES",
     "QUADRUPED_IDS",
     "EnvironmentAliasWarning",
@@ -59,7 +62,7 @@ __all__ = [
     "make",
     "make_many",
     "quadruped_id",
-    "task_family",
+    "task_for",
 ]
 
 # The quadruped ids, one per morphology; string entry points, so nothing heavy is imported
@@ -82,8 +85,6 @@ if "FastCarRacing-v3" not in gymnasium.registry:
     gymnasium.register(id="FastCarRacing-v3", entry_point="envs.fast_car_racing:FastCarRacing",
                        max_episode_steps=1000, reward_threshold=900)
 
-_GENERIC_OPTIONS = ("max_episode_steps", "render_mode")
-
 
 def make(env_id: str, **options: Any) -> gymnasium.Env:
     """Build ``env_id`` with the task family's wrappers and ``options`` (see the module docstring).
@@ -95,17 +96,7 @@ def make(env_id: str, **options: Any) -> gymnasium.Env:
     the task does not have.
     """
     resolved = canonical_id(env_id, warn=True)
-    family = task_family(resolved)
-    if family == "car_racing":
-        from envs.car_racing import make_car_racing
-
-        return make_car_racing(resolved, **options)
-    if family == "quadruped":
-        from envs.quadruped import make_quadruped
-
-        return make_quadruped(resolved, **options)
-    _check_generic_options(resolved, options)
-    return gymnasium.make(resolved, **options)
+    return task_for(resolved).make(resolved, **options)
 
 
 def make_many(env_id: str, morphologies: Sequence[str], **options: Any) -> list[gymnasium.Env]:
@@ -116,7 +107,7 @@ def make_many(env_id: str, morphologies: Sequence[str], **options: Any) -> list[
     "damaged-right"])``); keep a morphology out of the list to evaluate on it later with
     ``make(env_id, morphology=...)``. Returns ``len(morphologies)`` envs in that order.
     """
-    if task_family(env_id) != "quadruped":
+    if not task_for(env_id).morphologies:
         raise ValueError(f"make_many builds one env per morphology, and {env_id} has none; use {QUADRUPED_BASE_ID}")
     if isinstance(morphologies, str) or not morphologies:
         raise ValueError(f"morphologies must be a non-empty list of names from {', '.join(MORPHOLOGIES)}, got {morphologies!r}")
@@ -125,20 +116,3 @@ def make_many(env_id: str, morphologies: Sequence[str], **options: Any) -> list[
     for name in morphologies:
         check_morphology(name)
     return [make(env_id, morphology=name, **options) for name in morphologies]
-
-
-def _check_generic_options(env_id: str, options: dict[str, Any]) -> None:
-    # gymnasium.make would fail deep inside the env constructor with a TypeError; check the
-    # names against the constructor's signature first to give a one-line answer.
-    entry_point = gymnasium.spec(env_id).entry_point
-    creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
-    try:
-        parameters = inspect.signature(creator).parameters
-    except (TypeError, ValueError):
-        return  # no introspectable signature: let gymnasium.make decide
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return
-    accepted = [*_GENERIC_OPTIONS, *(n for n, p in parameters.items() if n != "self" and p.kind is not inspect.Parameter.VAR_POSITIONAL)]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(unknown)} for {env_id}; it accepts {', '.join(dict.fromkeys(accepted))}")

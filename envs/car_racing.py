@@ -28,10 +28,10 @@ Early stop (``neg_reward_limit``)
     21st negative reward in a row). Evaluation passes ``neg_reward_limit=None`` so scores
     follow the standard protocol: mean return over 100 episodes of the full 1000 steps.
 
-Actions (``action_mapping``)
-    ``"none"`` (default): the env's own space, Box([-1, 0, 0], [1, 1, 1]) = steer, gas, brake.
-    ``"paper"``: any real 3-vector, mapped to (tanh, sigmoid, sigmoid) as the reference
-    code bounded its network outputs.
+Actions
+    The env's own space, Box([-1, 0, 0], [1, 1, 1]) = steer, gas, brake. The agent's action
+    head (`hebbian.agent.CarRacingHead`: tanh, sigmoid, sigmoid, the reference's bounding)
+    is the one place where network outputs are squashed; the env never squashes again.
 
 Rendering needs no display: frames are drawn on an off-screen pygame surface unless
 ``render_mode="human"``.
@@ -39,6 +39,7 @@ Rendering needs no display: frames are drawn on an off-screen pygame surface unl
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import gymnasium
@@ -59,7 +60,6 @@ DEFAULTS: dict[str, Any] = {
     "max_episode_steps": 1000,
     "continuous": True,
     "render_mode": None,
-    "action_mapping": "none",
     "lap_complete_percent": 0.95,
     "domain_randomize": False,
     "exact_env": False,
@@ -85,6 +85,8 @@ def _base_car_racing(
     an installed Gymnasium whose CarRacing the fast one no longer matches (a warning
     says so), gives Gymnasium's own.
     """
+    # Here, not at the top: Box2D and the Numba rasteriser load only when a CarRacing is
+    # built, not when the resize below is all a caller wants (no import cycle involved).
     from envs.fast_car_racing import FastCarRacing, car_racing_class
 
     if car_racing_class(exact_env) is FastCarRacing:
@@ -116,8 +118,60 @@ def area_resize_matrix(source: int, target: int) -> np.ndarray:
     return overlap / scale
 
 
+@functools.lru_cache(maxsize=64)
+def area_resize_matrices(height: int, width: int, size: int, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray] | None:
+    """Float32 ``(rows, cols)`` with ``rows @ plane @ cols`` = ``scale`` times the area resize of an
+    ``(height, width)`` plane to ``(size, size)``; ``None`` when ``size == height == width`` (no resampling).
+
+    ``rows`` is ``(size, height)`` with ``scale`` folded in (one pass, no extra temporary),
+    ``cols`` is ``(width, size)``, C-contiguous. Cached and read-only: every caller shares them.
+    """
+    if size == height == width:
+        return None
+    rows = (area_resize_matrix(height, size) * scale).astype(np.float32)
+    cols = np.ascontiguousarray(area_resize_matrix(width, size).T, dtype=np.float32)
+    rows.flags.writeable = cols.flags.writeable = False
+    return rows, cols
+
+
+def area_resize(frames: Any, size: int, clip: bool = True) -> Any:
+    """Frames ``(..., H, W)`` -> float32 ``(..., size, size)`` in [0, 1]: the one area resize.
+
+    ``frames``: uint8 (0..255; other integer types alike) or float (already in [0, 1]), as a
+    NumPy array (the env, :class:`PixelObservation`) or a torch tensor (pretraining and
+    radioactive marking in ``hebbian``, batched and differentiable); the result is of the same
+    kind, a tensor on the input's device. ``envs`` never imports torch: a tensor brings its own
+    operations (``float``, ``new_tensor``, ``clamp_``). Integer frames are scaled by 1/255 in
+    the row matrix. ``clip`` removes float32 rounding (1.0000001) above 1; radioactive
+    marking, whose inputs are clamped already, passes ``clip=False``. Both kinds compute
+    ``rows @ frames @ cols`` with the matrices of :func:`area_resize_matrices`, so they agree
+    up to float rounding (~1e-7).
+    """
+    if isinstance(frames, np.ndarray):
+        integer = np.issubdtype(frames.dtype, np.integer)
+        x = np.ascontiguousarray(frames, dtype=np.float32)  # one pass from a transposed view; no copy if float32
+    else:
+        integer = not frames.is_floating_point()
+        x = frames.float()
+    scale = 1 / 255 if integer else 1.0
+    matrices = area_resize_matrices(x.shape[-2], x.shape[-1], size, scale)
+    if matrices is None:
+        out = x * scale  # a new array: callers may write into the result
+    elif isinstance(x, np.ndarray):
+        # Per channel R (size, H) @ plane (H, W) @ C (W, size): two batched matmuls,
+        # about 1.4x faster than the tensordot pair over the (H, W, C) frame.
+        out = matrices[0] @ x @ matrices[1]
+    else:
+        out = x.new_tensor(matrices[0]) @ x @ x.new_tensor(matrices[1])
+    if not clip:
+        return out
+    # Rows sum to 1, so values are convex combinations of [0, 1]; clip only removes
+    # float32 rounding (1.0000001) that would put the frame outside [0, 1].
+    return np.clip(out, 0.0, 1.0, out=out) if isinstance(out, np.ndarray) else out.clamp_(0.0, 1.0)
+
+
 class PixelObservation(gymnasium.ObservationWrapper, RecordConstructorArgs):
-    """uint8 ``(H, W, 3)`` frames -> float32 ``(3, size, size)`` in [0, 1], area-resized when ``size < H``."""
+    """uint8 ``(H, W, 3)`` frames -> float32 ``(3, size, size)`` in [0, 1], area-resized (:func:`area_resize`) when ``size < H``."""
 
     def __init__(self, env: gymnasium.Env, size: int = 84):
         RecordConstructorArgs.__init__(self, size=size)
@@ -126,56 +180,24 @@ class PixelObservation(gymnasium.ObservationWrapper, RecordConstructorArgs):
         if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= min(height, width):
             raise ValueError(f"frame_size must be an int from 16 to {min(height, width)} (84 = the paper, 96 = full frame), got {size!r}")
         self.size = size
-        # Fold the 1/255 scaling into the row matrix: one pass, no extra temporary. The
-        # column matrix is stored transposed for the batched (C, H, W) matmul below.
-        self._rows = (area_resize_matrix(height, size) / 255.0).astype(np.float32)
-        self._cols_t = np.ascontiguousarray(area_resize_matrix(width, size).T, dtype=np.float32)
-        self._identity = size == height == width
         self.observation_space = gymnasium.spaces.Box(0.0, 1.0, (channels, size, size), np.float32)
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
-        # (C, H, W) float32, C-contiguous: the layout the matmuls and the policy read.
-        planes = np.ascontiguousarray(np.asarray(observation).transpose(2, 0, 1), dtype=np.float32)
-        if self._identity:
-            planes *= np.float32(1.0 / 255.0)
-            out = planes
-        else:
-            # Per channel R (size, H) @ plane (H, W) @ C' (W, size): two batched matmuls,
-            # about 1.4x faster than the tensordot pair over the (H, W, C) frame.
-            out = self._rows @ planes @ self._cols_t
-        # Rows sum to 1, so values are convex combinations of [0, 1]; clip only removes
-        # float32 rounding (1.0000001) that would put the frame outside the Box.
-        return np.clip(out, 0.0, 1.0, out=out)
-
-
-class SquashedCarAction(gymnasium.ActionWrapper, RecordConstructorArgs):
-    """Real 3-vector -> CarRacing action ``(tanh(a0), sigmoid(a1), sigmoid(a2))``, the reference code's bounding."""
-
-    def __init__(self, env: gymnasium.Env):
-        RecordConstructorArgs.__init__(self)
-        gymnasium.ActionWrapper.__init__(self, env)
-        self.action_space = gymnasium.spaces.Box(-np.inf, np.inf, (3,), np.float32)
-
-    def action(self, action: np.ndarray) -> np.ndarray:
-        a = np.asarray(action, dtype=np.float64)
-        return np.array([np.tanh(a[0]), 1.0 / (1.0 + np.exp(-a[1])), 1.0 / (1.0 + np.exp(-a[2]))], dtype=np.float32)
+        # (C, H, W): the layout the matmuls and the policy read (made contiguous float32 there).
+        return area_resize(np.asarray(observation).transpose(2, 0, 1), self.size)
 
 
 def make_car_racing(env_id: str = "CarRacing-v3", **options: Any) -> gymnasium.Env:
     """CarRacing for Hebbian agents; options and defaults in :data:`DEFAULTS` (see the module docstring).
 
     Returns an env whose observations are float32 ``(3, frame_size, frame_size)`` in [0, 1]
-    and whose actions are (steer, gas, brake) (or any real 3-vector with
-    ``action_mapping="paper"``); reward is the env's own (+1000/N per tile, -0.1 per frame).
+    and whose actions are (steer, gas, brake) in Box([-1, 0, 0], [1, 1, 1]); reward is the
+    env's own (+1000/N per tile, -0.1 per frame).
     """
     unknown = sorted(set(options) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(unknown)} for {env_id}; CarRacing accepts {', '.join(DEFAULTS)}")
     opts = {**DEFAULTS, **options}
-    if opts["action_mapping"] not in ("none", "paper"):
-        raise ValueError(f"action_mapping must be 'none' or 'paper', got {opts['action_mapping']!r}")
-    if opts["action_mapping"] == "paper" and not opts["continuous"]:
-        raise ValueError("action_mapping='paper' needs continuous=True (the discrete CarRacing has 5 actions, nothing to squash)")
     if opts["neg_reward_limit"] is not None and (isinstance(opts["neg_reward_limit"], bool) or not isinstance(opts["neg_reward_limit"], int) or opts["neg_reward_limit"] < 0):
         raise ValueError(f"neg_reward_limit must be a non-negative int or None (off, for evaluation), got {opts['neg_reward_limit']!r}")
     if isinstance(opts["max_episode_steps"], bool) or not isinstance(opts["max_episode_steps"], int) or opts["max_episode_steps"] < 1:
@@ -191,8 +213,6 @@ def make_car_racing(env_id: str = "CarRacing-v3", **options: Any) -> gymnasium.E
         exact_env=opts["exact_env"],
     )
     env = PixelObservation(env, size=opts["frame_size"])
-    if opts["action_mapping"] == "paper":
-        env = SquashedCarAction(env)
     if opts["neg_reward_limit"] is not None:
         env = StopAfterNegativeRun(env, limit=opts["neg_reward_limit"], start_after=-1)
     return env

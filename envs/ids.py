@@ -1,7 +1,7 @@
 """Environment ids: old-name aliases, task families, and the error for an unknown id.
 
 Nothing here builds an environment, so callers (run directories, per-task defaults) can
-resolve an id cheaply with :func:`canonical_id` and :func:`task_family`.
+resolve an id cheaply with :func:`canonical_id` (and its task with :func:`envs.task_for`).
 """
 
 from __future__ import annotations
@@ -102,17 +102,3 @@ def _unknown_message(env_id: str) -> str:
         close = [c for c in candidates if c.split("/")[-1].rsplit("-v", 1)[0] == name][:5]
     hint = f"did you mean {', '.join(close)}?" if close else "no registered id is close to it."
     return f"unknown environment id {env_id!r}: {hint} List all ids with `python -c \"import gymnasium; gymnasium.pprint_registry()\"`."
-
-
-def task_family(env_id: str) -> str:
-    """``"car_racing"``, ``"quadruped"`` or ``"generic"``: which defaults and wrappers ``env_id`` gets.
-
-    Accepts aliases; raises :class:`UnknownEnvironmentError` for an unknown id.
-    """
-    resolved = canonical_id(env_id)
-    _, name, _ = parse_env_id(resolved)
-    if name == "CarRacing":
-        return "car_racing"
-    if resolved == QUADRUPED_BASE_ID or resolved in QUADRUPED_IDS:
-        return "quadruped"
-    return "generic"

@@ -3,7 +3,8 @@
 `es` imports neither `hebbian` nor `envs`. The pieces:
 
     make_strategy(name, num_params, popsize, sigma, lr=None, **kw)
-        "openai-es" (OpenAIES), "pgpe" (PGPE + ClipUp), "cma" / "sep-cma" (CMAES, pycma)
+        "openai-es" (OpenAIES), "pgpe" (PGPE + ClipUp), "cma" / "sep-cma" (CMAES / SepCMAES, pycma);
+        es.STRATEGIES maps these names to the classes (all built on es.Strategy)
     SerialEvaluator(problem) / RayEvaluator(problem, num_workers=None, address=None)
     evolve(problem, strategy, evaluator, run_dir, generations=..., episodes=..., seed=...,
            eval_every=..., eval_episodes=..., config=..., resume=..., progress=...)
@@ -39,7 +40,7 @@ A command-line script wires them like this (exit status 2 for usage errors)::
 Later, `es.load_params(run_dir, "best")` gives the float32 parameters to watch.
 """
 from .checkpoint import load_arrays, save_arrays
-from .cma_es import CMAES, CMAState
+from .cma_es import CMAES, CMAState, SepCMAES
 from .errors import CheckpointError, ESError, EvaluationError, StorageError, UsageError
 from .evaluation import Evaluation, Evaluator, RayEvaluator, SerialEvaluator
 from .openai_es import OpenAIES, OpenAIESState, estimate_gradient
@@ -49,12 +50,13 @@ from .population import CENTRE, Explicit, Perturbation, Population, SearchPoint,
 from .problem import Problem
 from .run import COLUMNS, RunResult, evolve, load_params, make_run_dir, package_versions, read_config
 from .shaping import SHAPINGS, centered_ranks, raw, z_score
-from .strategy import STRATEGY_NAMES, Strategy, make_strategy
+from .strategies import STRATEGIES, STRATEGY_NAMES, make_strategy
+from .strategy import Strategy
 
 __all__ = [
     "Adam", "CENTRE", "CMAES", "CMAState", "COLUMNS", "CheckpointError", "ClipUp", "ESError", "Evaluation",
     "EvaluationError", "Evaluator", "Explicit", "OpenAIES", "OpenAIESState", "PGPE", "PGPEState", "Perturbation", "Population",
-    "Problem", "RayEvaluator", "RunResult", "SGD", "SHAPINGS", "STRATEGY_NAMES", "SearchPoint", "SerialEvaluator", "StorageError",
+    "Problem", "RayEvaluator", "RunResult", "SGD", "SHAPINGS", "STRATEGIES", "STRATEGY_NAMES", "SearchPoint", "SepCMAES", "SerialEvaluator", "StorageError",
     "Strategy", "UsageError", "centered_ranks", "estimate_gradient", "evolve", "load_arrays", "load_params",
     "make_optimizer", "make_run_dir", "make_strategy", "materialize", "package_versions", "raw", "read_config",
     "save_arrays", "standard_noise", "z_score",

@@ -6,9 +6,13 @@ CMA also keeps two n x n float64 matrices (1.6 GB at n = 10,000), so prefer "sep
 (O(n) memory and time, Ros & Hansen 2008) above a few thousand. OpenAI-ES and PGPE are the
 strategies for the 456,640-coefficient Hebbian networks.
 
-pycma minimises; `tell` hands it -fitness. pycma's internal state cannot be saved without
-pickle, so the plain-data state is the starting point plus the full fitness history
-(generations x popsize float64): pycma is seeded from the run seed and, after a resume, the
+pycma minimises and ranks the fitness itself, so there is no shaping: `tell` hands it
+-fitness. The live CMA state (mean, step size, covariance, evolution paths, pycma's random
+generator) stays inside pycma's object, because pycma offers no way to save it except
+pickling the whole object, and a pickle is not plain data: it breaks with pycma's version
+and runs code when loaded. So `CMAState` holds only the plain data that determines that
+object, the starting point plus the full fitness history (generations x popsize float64),
+and the object is a cache: pycma is seeded from the run seed and, after a resume, the
 ask/tell sequence is replayed with the recorded fitness, which rebuilds the optimiser bit
 for bit (replay costs what the original driver-side updates cost, no evaluations).
 pycma draws from numpy's *global* generator; every pycma call runs with that generator
@@ -16,6 +20,7 @@ swapped for a private one, so nothing else in the process (or a resumed run) per
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from contextlib import contextmanager
@@ -25,9 +30,8 @@ import numpy as np
 
 from . import seeding
 from .errors import UsageError
-from .openai_es import _check_centre
 from .population import Explicit, Population
-from .strategy import check_fitness, check_sizes
+from .strategy import Strategy
 
 MAX_RECOMMENDED_PARAMS = 10_000
 
@@ -62,16 +66,23 @@ def _check_covariance_fits(n: int) -> None:
                          f"machine has {total / 2**30:.0f} GiB; use sep-cma (diagonal), openai-es or pgpe")
 
 
-class CMAES:
+class CMAES(Strategy):
     """pycma's CMA-ES behind the ask/tell interface; `diagonal=True` gives sep-CMA-ES.
+
+    Why the state lives in pycma's object: pycma's state cannot be saved without pickle,
+    so `CMAState` is x0 plus the fitness history and `_engine` is pycma's object rebuilt
+    from them (replayed on resume); see the module docstring.
 
     Args:
         options: extra pycma options (e.g. {"CMA_active": False}); popsize, seed and
             verbosity are set here.
     """
 
+    state_class = CMAState
+    hyperparameters = ("options",)
+
     def __init__(self, num_params: int, popsize: int, sigma: float = 0.1, *, diagonal: bool = False, options: dict | None = None):
-        check_sizes(num_params, popsize, sigma, antithetic=False)
+        super().__init__(num_params, popsize, sigma)  # no shaping: pycma ranks the fitness itself
         if popsize < 2:
             raise UsageError(f"CMA-ES needs popsize >= 2, got {popsize}")
         if not diagonal:
@@ -83,10 +94,9 @@ class CMAES:
                 stacklevel=2,
             )
         self.name = "sep-cma" if diagonal else "cma"
-        self.num_params, self.popsize = int(num_params), int(popsize)
-        self.sigma0, self.diagonal = float(sigma), bool(diagonal)
+        self.diagonal = bool(diagonal)
         self.options = dict(options or {})
-        self._engine = None  # (pycma object, rng state, generation, history it has seen)
+        self._engine = None  # (pycma object, the generation and fitness history it has seen)
         self._asked: tuple[int, list[np.ndarray]] | None = None
 
     # -- pycma plumbing -------------------------------------------------------------------
@@ -102,7 +112,7 @@ class CMAES:
             np.random.set_state(outer)
 
     def _new_engine(self, state: CMAState):
-        import cma
+        import cma  # imported here, not for a cycle: `import cma` costs ~2 s at every script start
 
         opts = {
             "popsize": self.popsize, "seed": seeding.strategy_seed(state.seed), "CMA_diagonal": self.diagonal,
@@ -128,10 +138,9 @@ class CMAES:
         return es
 
     # -- ask / tell -----------------------------------------------------------------------
-    def init(self, centre: np.ndarray, seed: int) -> CMAState:
-        centre = _check_centre(centre, self.num_params)
+    def _init(self, centre: np.ndarray, seed: int) -> CMAState:
         history = np.zeros((0, self.popsize), np.float64)
-        return CMAState(centre, history, centre.copy(), self.sigma0, 0, seeding.check_seed(seed))
+        return CMAState(centre, history, centre.copy(), self.sigma0, 0, seed)
 
     def ask(self, state: CMAState) -> Population:
         es = self._engine_for(state)
@@ -144,8 +153,7 @@ class CMAES:
         members = tuple(Explicit(np.asarray(x, np.float32)) for x in xs)
         return Population(state.generation, None, members, tuple(range(self.popsize)))
 
-    def tell(self, state: CMAState, population: Population, fitness: np.ndarray) -> CMAState:
-        fitness = check_fitness(population, fitness)
+    def _update(self, state: CMAState, population: Population, fitness: np.ndarray) -> CMAState:
         es = self._engine_for(state)
         if self._asked is None or self._asked[0] != state.generation:
             raise UsageError(f"tell for generation {state.generation} without a matching ask")
@@ -153,29 +161,15 @@ class CMAES:
             es.tell(self._asked[1], list(-fitness))  # pycma's own float64 samples, not the float32 copies
         self._asked = None
         history = np.concatenate([state.fitness_history, fitness[None, :]])
-        new = CMAState(state.x0, history, np.asarray(es.mean, np.float32), float(es.sigma), state.generation + 1, state.seed)
-        self._engine = (es, new.generation, history)
-        return new
-
-    def centre(self, state: CMAState) -> np.ndarray:
-        return state.centre
+        self._engine = (es, state.generation + 1, history)  # positioned at the state `tell` returns
+        return dataclasses.replace(state, fitness_history=history, centre=np.asarray(es.mean, np.float32), sigma=float(es.sigma))
 
     def log_values(self, state: CMAState) -> dict[str, float]:
         return {"sigma": state.sigma, "lr": float("nan")}
 
-    def state_to_npz(self, state: CMAState):
-        arrays = {"x0": state.x0, "fitness_history": state.fitness_history, "centre": state.centre}
-        return arrays, {"sigma": state.sigma, "generation": state.generation, "seed": state.seed}
 
-    def state_from_npz(self, arrays, meta) -> CMAState:
-        try:
-            return CMAState(
-                np.array(arrays["x0"]), np.array(arrays["fitness_history"]), np.array(arrays["centre"]),
-                float(meta["sigma"]), int(meta["generation"]), int(meta["seed"]),
-            )
-        except KeyError as e:
-            raise UsageError(f"checkpoint lacks {e} of the CMA-ES state; was it written by another strategy?") from None
+class SepCMAES(CMAES):
+    """sep-CMA-ES (Ros & Hansen 2008): `CMAES` with a diagonal covariance, O(n) memory and time."""
 
-    def config(self) -> dict:
-        return {"name": self.name, "num_params": self.num_params, "popsize": self.popsize,
-                "sigma": self.sigma0, "options": self.options}
+    def __init__(self, num_params: int, popsize: int, sigma: float = 0.1, *, options: dict | None = None):
+        super().__init__(num_params, popsize, sigma, diagonal=True, options=options)

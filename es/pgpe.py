@@ -17,17 +17,16 @@ constant lr the centre keeps jittering at that scale; for fine convergence use
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import seeding
 from .errors import UsageError
-from .openai_es import _check_centre
 from .optim import OptState, make_optimizer
-from .population import Perturbation, Population, SearchPoint, standard_noise
-from .shaping import Shaping, get_shaping
-from .strategy import check_fitness, check_sizes, dataclass_from_npz, dataclass_to_npz
+from .population import Population, SearchPoint, standard_noise
+from .shaping import Shaping
+from .strategy import Strategy, antithetic_population, pair_noise_seeds
 
 
 @dataclass
@@ -43,10 +42,13 @@ class PGPEState:
     seed: int
 
 
-class PGPE:
+class PGPE(Strategy):
     """PGPE with a per-parameter stdev; see the module docstring for the update."""
 
     name = "pgpe"
+    state_class = PGPEState
+    antithetic = True
+    hyperparameters = ("lr", "optimizer", "shaping", "stdev_lr", "stdev_max_change", "lr_decay", "lr_limit")
 
     def __init__(
         self,
@@ -63,40 +65,31 @@ class PGPE:
         lr_decay: float = 1.0,
         lr_limit: float = 0.0,
     ):
-        check_sizes(num_params, popsize, sigma, antithetic=True)
+        super().__init__(num_params, popsize, sigma, shaping=shaping)
         if not lr > 0:
             raise UsageError(f"lr must be a positive number, got {lr!r}")
         if not 0 < stdev_max_change < 1:
             raise UsageError(f"stdev_max_change must be in (0, 1), got {stdev_max_change!r}")
-        self.num_params, self.popsize = int(num_params), int(popsize)
-        self.sigma0, self.lr0 = float(sigma), float(lr)
+        self.lr0 = float(lr)
         self.optimizer = make_optimizer(optimizer, **(optimizer_kwargs or {}))
-        self.shaping_name, self.shaping = get_shaping(shaping)
         self.stdev_lr, self.stdev_max_change = float(stdev_lr), float(stdev_max_change)
         self.lr_decay, self.lr_limit = float(lr_decay), float(lr_limit)
 
-    def init(self, centre: np.ndarray, seed: int) -> PGPEState:
-        centre = _check_centre(centre, self.num_params)
+    def _init(self, centre: np.ndarray, seed: int) -> PGPEState:
         stdev = np.full(self.num_params, self.sigma0, np.float32)
-        return PGPEState(centre, stdev, self.optimizer.init(self.num_params), self.lr0, 0, seeding.check_seed(seed))
+        return PGPEState(centre, stdev, self.optimizer.init(self.num_params), self.lr0, 0, seed)
 
     def ask(self, state: PGPEState) -> Population:
-        pairs = self.popsize // 2
-        seeds = seeding.noise_seeds(state.seed, state.generation, pairs)
-        members = tuple(Perturbation(s, sign) for s in seeds for sign in (1, -1))
-        groups = tuple(k for k in range(pairs) for _ in range(2))
-        return Population(state.generation, SearchPoint(state.centre, state.stdev), members, groups)
+        return antithetic_population(state, self.popsize, SearchPoint(state.centre, state.stdev))
 
-    def tell(self, state: PGPEState, population: Population, fitness: np.ndarray) -> PGPEState:
-        fitness = check_fitness(population, fitness)
-        w = self.shaping(fitness)
+    def _update(self, state: PGPEState, population: Population, w: np.ndarray) -> PGPEState:
         centre_w = (w[0::2] - w[1::2]) / 2
         stdev_w = (w[0::2] + w[1::2]) / 2 - w.mean()
         n, pairs = self.num_params, self.popsize // 2
         sum_z = np.zeros(n, np.float32)
         sum_z2 = np.zeros(n, np.float32)
-        for member, a, b in zip(population.members[0::2], centre_w, stdev_w):
-            z = standard_noise(member.noise_seed, n)
+        for noise_seed, a, b in zip(pair_noise_seeds(population), centre_w, stdev_w):
+            z = standard_noise(noise_seed, n)
             if a != 0.0:
                 sum_z += np.float32(a) * z
             if b != 0.0:
@@ -111,24 +104,7 @@ class PGPE:
         high = state.stdev * np.float32(1 + self.stdev_max_change)
         stdev = np.clip(stdev, low, high).astype(np.float32)
         lr = state.lr * self.lr_decay if state.lr > self.lr_limit else state.lr
-        return PGPEState(state.centre + update, stdev, opt, lr, state.generation + 1, state.seed)
-
-    def centre(self, state: PGPEState) -> np.ndarray:
-        return state.centre
+        return dataclasses.replace(state, centre=state.centre + update, stdev=stdev, opt=opt, lr=lr)
 
     def log_values(self, state: PGPEState) -> dict[str, float]:
         return {"sigma": float(state.stdev.mean(dtype=np.float64)), "lr": state.lr}
-
-    def state_to_npz(self, state: PGPEState):
-        return dataclass_to_npz(state)
-
-    def state_from_npz(self, arrays, meta) -> PGPEState:
-        return dataclass_from_npz(PGPEState, arrays, meta)
-
-    def config(self) -> dict:
-        return {
-            "name": self.name, "num_params": self.num_params, "popsize": self.popsize,
-            "sigma": self.sigma0, "lr": self.lr0, "optimizer": self.optimizer.config(),
-            "shaping": self.shaping_name, "stdev_lr": self.stdev_lr, "stdev_max_change": self.stdev_max_change,
-            "lr_decay": self.lr_decay, "lr_limit": self.lr_limit,
-        }

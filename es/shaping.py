@@ -9,6 +9,8 @@ from typing import Callable
 
 import numpy as np
 
+from .errors import UsageError
+
 Shaping = Callable[[np.ndarray], np.ndarray]
 
 
@@ -19,7 +21,7 @@ def centered_ranks(fitness: np.ndarray) -> np.ndarray:
     antithetic pair that ties contributes nothing (argsort ranks would break the tie by index
     and inject a spurious gradient).
     """
-    from scipy.stats import rankdata  # imported here: scipy.stats costs ~1 s at every script start
+    from scipy.stats import rankdata  # imported here, not for a cycle: scipy.stats costs ~1 s at every script start
 
     fitness = np.asarray(fitness, dtype=np.float64)
     if fitness.size < 2:
@@ -60,8 +62,6 @@ SHAPINGS: dict[str, Shaping] = {"centered_ranks": centered_ranks, "standardized_
 
 def get_shaping(shaping: str | Shaping) -> tuple[str, Shaping]:
     """Resolve a shaping given by name or as a function; returns (name for config.json, function)."""
-    from .errors import UsageError
-
     if callable(shaping):
         return getattr(shaping, "__name__", repr(shaping)), shaping
     try:

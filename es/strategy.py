@@ -1,4 +1,4 @@
-"""The strategy interface, state (de)serialisation, and `make_strategy`.
+"""The strategy base class: the bookkeeping every evolution strategy shares.
 
 Every strategy is a small object that holds only hyperparameters; everything that changes
 during a run lives in a plain-data state (a dataclass of numpy arrays and scalars):
@@ -14,32 +14,27 @@ during a run lives in a plain-data state (a dataclass of numpy arrays and scalar
 
 The generation counter and the run seed are in the state, so `ask` needs nothing else and a
 state restored from a checkpoint continues the run bit for bit.
+
+`Strategy` does the rest once, as evosax's base class does: it checks the sizes, the
+starting centre, the seed and the fitness, applies the fitness shaping, advances the
+generation, and turns a state dataclass into npz arrays + JSON and back. A strategy's own
+file is then its maths: a state dataclass, `_init` (the state at generation 0), `ask`, and
+`_update` (the new state from the shaped fitness). `antithetic_population` is the ask of
+the mirrored-sampling strategies (OpenAI-ES, PGPE). The registry of strategies by name,
+`make_strategy`, is in `es.strategies`; this module imports no strategy.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 import numpy as np
 
-from .errors import UsageError
+from . import seeding
+from .errors import EvaluationError, UsageError
 from .optim import OptState
-from .population import Population
-
-
-class Strategy(Protocol):
-    name: str
-    num_params: int
-    popsize: int
-
-    def init(self, centre: np.ndarray, seed: int) -> Any: ...
-    def ask(self, state: Any) -> Population: ...
-    def tell(self, state: Any, population: Population, fitness: np.ndarray) -> Any: ...
-    def centre(self, state: Any) -> np.ndarray: ...
-    def log_values(self, state: Any) -> dict[str, float]: ...
-    def state_to_npz(self, state: Any) -> tuple[dict[str, np.ndarray], dict]: ...
-    def state_from_npz(self, arrays: dict[str, np.ndarray], meta: dict) -> Any: ...
-    def config(self) -> dict: ...
+from .population import Perturbation, Population, SearchPoint
+from .shaping import Shaping, get_shaping
 
 
 def dataclass_to_npz(state: Any) -> tuple[dict[str, np.ndarray], dict]:
@@ -91,8 +86,6 @@ def check_sizes(num_params: int, popsize: int, sigma: float, *, antithetic: bool
 
 def check_fitness(population: Population, fitness: np.ndarray) -> np.ndarray:
     """Fitness as float64 (popsize,), or EvaluationError naming the first non-finite member."""
-    from .errors import EvaluationError
-
     fitness = np.asarray(fitness, dtype=np.float64)
     if fitness.shape != (len(population),):
         raise UsageError(f"tell needs one fitness per member, shape ({len(population)},), got {fitness.shape}")
@@ -105,34 +98,106 @@ def check_fitness(population: Population, fitness: np.ndarray) -> np.ndarray:
     return fitness
 
 
-STRATEGY_NAMES = ("openai-es", "pgpe", "cma", "sep-cma")
+def antithetic_population(state: Any, popsize: int, shared: SearchPoint) -> Population:
+    """Mirrored sampling: pair k is (shared +eps_k, shared -eps_k), both members in group k.
 
-
-def make_strategy(name: str, num_params: int, popsize: int, sigma: float, lr: float | None = None, **kwargs) -> Strategy:
-    """Build a strategy by name.
-
-    Args:
-        name: "openai-es", "pgpe", "cma" (full CMA-ES) or "sep-cma" (diagonal CMA-ES).
-        num_params: length n of the parameter vector.
-        popsize: individuals per generation (even for openai-es and pgpe).
-        sigma: initial noise standard deviation (in parameter units).
-        lr: centre learning rate (OpenAI-ES: SGD/Adam step; PGPE: ClipUp step size);
-            ignored by CMA-ES, which has no learning rate. None = the strategy's default.
-        **kwargs: the strategy's other keyword settings (see each class).
+    eps_k's 128-bit seed derives from (state.seed, state.generation, k), so a member is
+    only (seed, sign) and the driver regenerates the noise in `tell`.
     """
-    from .cma_es import CMAES
-    from .openai_es import OpenAIES
-    from .pgpe import PGPE
+    pairs = popsize // 2
+    seeds = seeding.noise_seeds(state.seed, state.generation, pairs)
+    members = tuple(Perturbation(s, sign) for s in seeds for sign in (1, -1))
+    groups = tuple(k for k in range(pairs) for _ in range(2))
+    return Population(state.generation, shared, members, groups)
 
-    if lr is not None and name in ("openai-es", "pgpe"):
-        kwargs["lr"] = lr
-    try:
-        if name == "openai-es":
-            return OpenAIES(num_params, popsize, sigma, **kwargs)
-        if name == "pgpe":
-            return PGPE(num_params, popsize, sigma, **kwargs)
-        if name in ("cma", "sep-cma"):
-            return CMAES(num_params, popsize, sigma, diagonal=(name == "sep-cma"), **kwargs)
-    except TypeError as e:  # an unknown keyword: say which strategy rejected it
-        raise UsageError(f"bad settings for strategy {name!r}: {e}") from None
-    raise UsageError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGY_NAMES)}")
+
+def pair_noise_seeds(population: Population) -> list[int]:
+    """The noise seed of each antithetic pair, in pair order (the + member of each)."""
+    return [m.noise_seed for m in population.members[0::2]]
+
+
+class Strategy:
+    """The shared bookkeeping of an ask/tell strategy; a subclass supplies its maths.
+
+    A subclass sets `name`, `state_class` (its state dataclass, with `centre`, `generation`
+    and `seed` fields), `antithetic` (popsize must be even) and `hyperparameters` (the
+    constructor keywords `config()` reports, after name, sizes and sigma, in that order),
+    calls `Strategy.__init__` first, and defines:
+
+        _init(centre, seed) -> state       # generation 0; centre checked float32 (n,), seed checked
+        ask(state) -> Population
+        _update(state, population, w) -> state   # w: shaped fitness float64 (popsize,), or the
+                                                  # fitness itself when shaping is None; the
+                                                  # returned state keeps state.generation
+
+    Attributes: num_params, popsize, sigma0 (the initial sigma; the state holds the current
+    one), shaping_name and shaping (the function, or None for a strategy without shaping).
+    """
+
+    name: str
+    state_class: ClassVar[type]
+    antithetic: ClassVar[bool] = False
+    hyperparameters: ClassVar[tuple[str, ...]] = ()
+    # config() keys whose value lives under another attribute: the initial lr (the state
+    # holds the current one) and the shaping's name (`shaping` is the function).
+    _CONFIG_ATTRIBUTES: ClassVar[dict[str, str]] = {"lr": "lr0", "shaping": "shaping_name"}
+
+    def __init__(self, num_params: int, popsize: int, sigma: float, *, shaping: str | Shaping | None = None):
+        check_sizes(num_params, popsize, sigma, antithetic=self.antithetic)
+        self.num_params, self.popsize = int(num_params), int(popsize)
+        self.sigma0 = float(sigma)
+        self.shaping_name: str | None = None
+        self.shaping: Shaping | None = None
+        if shaping is not None:
+            self.shaping_name, self.shaping = get_shaping(shaping)
+
+    # -- the subclass's maths -------------------------------------------------------------
+    def _init(self, centre: np.ndarray, seed: int) -> Any:
+        raise NotImplementedError
+
+    def ask(self, state: Any) -> Population:
+        raise NotImplementedError
+
+    def _update(self, state: Any, population: Population, weights: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    # -- shared bookkeeping ---------------------------------------------------------------
+    def check_centre(self, centre: np.ndarray) -> np.ndarray:
+        """The starting centre as a float32 (n,) copy, or UsageError for a wrong shape or NaN/inf."""
+        centre = np.asarray(centre)
+        if centre.shape != (self.num_params,):
+            raise UsageError(f"initial parameters must have shape ({self.num_params},), got {centre.shape}")
+        if not np.all(np.isfinite(centre)):
+            raise UsageError("initial parameters contain NaN or inf")
+        return centre.astype(np.float32)  # a copy, so the caller's array is never aliased
+
+    def init(self, centre: np.ndarray, seed: int) -> Any:
+        """The state at generation 0 from the starting centre and the run seed."""
+        return self._init(self.check_centre(centre), seeding.check_seed(seed))
+
+    def tell(self, state: Any, population: Population, fitness: np.ndarray) -> Any:
+        """The state for the next generation, from the fitness of `population` (higher is better)."""
+        fitness = check_fitness(population, fitness)
+        weights = fitness if self.shaping is None else self.shaping(fitness)
+        new = self._update(state, population, weights)
+        return dataclasses.replace(new, generation=state.generation + 1)
+
+    def centre(self, state: Any) -> np.ndarray:
+        return state.centre
+
+    def log_values(self, state: Any) -> dict[str, float]:
+        return {"sigma": state.sigma, "lr": state.lr}
+
+    def state_to_npz(self, state: Any) -> tuple[dict[str, np.ndarray], dict]:
+        return dataclass_to_npz(state)
+
+    def state_from_npz(self, arrays: dict[str, np.ndarray], meta: dict) -> Any:
+        return dataclass_from_npz(self.state_class, arrays, meta)
+
+    def config(self) -> dict:
+        """JSON-able settings: name, sizes, sigma, then `hyperparameters` (an optimiser as its config)."""
+        cfg = {"name": self.name, "num_params": self.num_params, "popsize": self.popsize, "sigma": self.sigma0}
+        for key in self.hyperparameters:
+            value = getattr(self, self._CONFIG_ATTRIBUTES.get(key, key))
+            cfg[key] = value.config() if hasattr(value, "config") else value
+        return cfg

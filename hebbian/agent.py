@@ -108,12 +108,13 @@ class CarRacingHead:
 def make_head(action_space: gym.Space, env_id: str | None = None, squashed: bool = False):
     """The action head for `action_space`; `squashed`: the network's outputs are already tanh'ed.
 
-    CarRacing's continuous space with linear outputs gets the paper's tanh/sigmoid head.
+    A task with CarRacing's controls (`envs.Task.car_controls`) gets the paper's
+    tanh/sigmoid head for linear outputs: the one place where its actions are squashed.
     """
     if isinstance(action_space, gym.spaces.Discrete):
         return DiscreteHead(action_space)
     if isinstance(action_space, gym.spaces.Box):
-        if not squashed and env_id is not None and envs.task_family(env_id) == "car_racing":
+        if not squashed and env_id is not None and envs.task_for(env_id).car_controls:
             return CarRacingHead()
         return BoxHead(action_space, squashed=squashed)
     raise ValueError(f"action space {action_space} is not supported; use a Discrete or Box action space")

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import NoReturn
+import sys
+from typing import Callable, NoReturn
+
+import es
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -32,3 +35,22 @@ def exit_unexpected(parser: argparse.ArgumentParser, e: Exception) -> NoReturn:
         raise e
     parser.exit(1, f"{parser.prog}: error: unexpected {type(e).__name__}: {first_line(e)} "
                    "(set HEBBIAN_TRACEBACK=1 for the traceback and please report it)\n")
+
+
+def run_command(parser: argparse.ArgumentParser, body: Callable[[], int]) -> int:
+    """Run a command's `body` and return its exit status; every error becomes one line:
+    es.UsageError -> 2, es.ESError or OSError -> 1, Ctrl-C -> 130, anything else -> 1
+    (`exit_unexpected`)."""
+    try:
+        return body()
+    except es.UsageError as e:  # bad flags, folders, files, settings
+        parser.exit(2, f"{parser.prog}: error: {first_line(e)}\n")
+    except es.ESError as e:  # the work broke, or its output could not be written
+        parser.exit(1, f"{parser.prog}: error: {first_line(e)}\n")
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:  # reading or writing failed in a way nothing above foresaw
+        parser.exit(1, f"{parser.prog}: error: {first_line(e)}\n")
+    except Exception as e:  # a bug: still one line, the traceback on request
+        exit_unexpected(parser, e)

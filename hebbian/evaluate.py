@@ -4,7 +4,8 @@ A run folder (see `es.run`) holds everything needed: `config.json` describes the
 the task, `best.npz` / `checkpoints/gen-<k>.npz` the parameters. Nothing from training has
 to be repeated on the command line.
 
-The standard protocol (the paper's "mean over 100 episodes"):
+The standard protocol (the paper's "mean over 100 episodes"; `scripts/evaluate.py RUN_DIR
+--episodes 100` runs it and writes eval.json):
 
 * full episodes: the training-only shortcuts are off (CarRacing's stop after 20 negative
   rewards, the quadruped's stop after 30 steps without progress); an episode ends only when
@@ -33,7 +34,7 @@ import numpy as np
 import envs
 import es
 from es import seeding
-from es.plotting import OutputError
+from es.plotting import OutputError, check_output
 from hebbian import presets
 from hebbian.agent import AgentProblem
 from hebbian.config import RunConfig
@@ -270,20 +271,25 @@ def skipped_warning(run: LoadedRun) -> str | None:
             f"using {run.path} ({run.label})")
 
 
+def load_warnings(run: LoadedRun) -> list[str]:
+    """What loading `run` fell back on, one line each: newer checkpoints "latest" skipped,
+    an old env id played as the installed version (eval.json records both)."""
+    lines = [skipped_warning(run)]
+    if run.played_env_id != run.env_id:
+        lines.append(f"{run.run_dir}/config.json names {run.env_id}, which this Gymnasium does not have; "
+                     f"playing {run.played_env_id} instead (eval.json records both)")
+    return [line for line in lines if line]
+
+
 # -- the protocol ------------------------------------------------------------------------
 def protocol_env_options(env_id: str) -> dict:
     """Env options that turn a training configuration into the standard protocol's.
 
-    CarRacing: no early stop, Gymnasium's own environment; quadruped: no stop for lack of
-    progress (the fall check, part of the task, stays); other tasks: nothing to change.
+    The task's own (`envs.Task.evaluation_options`): CarRacing: no early stop, Gymnasium's
+    own environment; quadruped: no stop for lack of progress (the fall check, part of the
+    task, stays); other tasks: nothing to change.
     """
-    family = envs.task_family(env_id)
-    if family == "car_racing":
-        # Reported scores come from Gymnasium's own CarRacing, the reference environment.
-        return {"neg_reward_limit": None, "exact_env": True}
-    if family == "quadruped":
-        return {"no_progress_patience": None}
-    return {}
+    return dict(envs.task_for(env_id).evaluation_options)
 
 
 def make_problem(run: LoadedRun, morphology: str | None = None, protocol: bool = True,
@@ -295,18 +301,18 @@ def make_problem(run: LoadedRun, morphology: str | None = None, protocol: bool =
         morphology: quadruped only: play on this body instead of the training ones.
         protocol: apply `protocol_env_options` (full episodes, reference env).
         env_overrides: further env options (e.g. render_mode is *not* one: rendering
-            builds its own env, see `hebbian.watch`).
+            builds its own env, see `hebbian.frames.render_env`).
 
     Raises es.UsageError for a morphology the task does not have, es.CheckpointError when
     the parameters do not fit the agent config.json describes.
     """
     cfg = run.settings
     env_id = cfg.env.env_id
-    family = envs.task_family(_check_env_id(env_id, f"{run.run_dir}/config.json"))  # one line if unknown here
+    task = envs.task_for(_check_env_id(env_id, f"{run.run_dir}/config.json"))  # one line if unknown here
     options = {**(protocol_env_options(env_id) if protocol else {}), **env_overrides}
     morphologies = True
     if morphology is not None:
-        if family != "quadruped":
+        if not task.morphologies:
             raise es.UsageError(f"--morphology applies to the quadruped only; {env_id} has no morphologies")
         if morphology not in envs.MORPHOLOGIES:
             raise es.UsageError(f"unknown morphology {morphology!r}; choose one of {', '.join(envs.MORPHOLOGIES)}")
@@ -414,6 +420,24 @@ class EvaluationReport:
         except OSError as e:
             raise ReportWriteError(f"cannot write the evaluation to {path}: {_first_line(e)}", text, path) from None
         return path
+
+
+RUN_FILES = ("config.json", "progress.csv", "best.npz", "best.json")
+
+
+def report_path(run: LoadedRun, path: str | Path | None = None) -> Path:
+    """Where the evaluation of `run` goes: `path`, or RUN_DIR/eval.json when None.
+
+    Checked before any episode (es.UsageError, one line): it must not be one of the run's
+    own files, and it must be writable (`es.plotting.check_output`).
+    """
+    target = Path(path) if path is not None else run.run_dir / "eval.json"
+    resolved, root = target.resolve(), run.run_dir.resolve()
+    if resolved in [root / f for f in RUN_FILES] or resolved.parent == root / "checkpoints":
+        raise es.UsageError(f"--eval-json {target} would overwrite a file of the run; choose another file")
+    check_output(target, "evaluation", "choose another file" if path is not None else
+                 "write it elsewhere with --eval-json FILE")
+    return target
 
 
 class ReportWriteError(OutputError):

@@ -47,6 +47,7 @@ from hebbian.config import (
     flatten,
 )
 from hebbian.encoders import make_encoder
+from hebbian.encoders.pretrained import encoder_checksum
 
 PRESETS: dict[tuple[str, str], dict] = {
     ("car_racing", "paper"): {
@@ -87,7 +88,7 @@ def preset_names(family: str) -> list[str]:
 
 def preset_values(env_id: str, preset: str | None = None) -> dict:
     """Every setting's value for `env_id` under `preset` (default: "paper"), as a flat dict."""
-    family = envs.task_family(env_id)
+    family = envs.task_for(env_id).name
     preset = preset or DEFAULT_PRESET
     if (family, preset) not in PRESETS:
         raise ConfigError(f"no preset {preset!r} for {env_id}; its presets are {', '.join(preset_names(family))}")
@@ -99,7 +100,6 @@ def preset_values(env_id: str, preset: str | None = None) -> dict:
 
 
 # -- the strategy's own defaults ----------------------------------------------------------
-_STRATEGY_CLASSES = {"openai-es": es.OpenAIES, "pgpe": es.PGPE, "cma": es.CMAES, "sep-cma": es.CMAES}
 _OPTIMIZER_SETTINGS = {"sgd": {"momentum": "momentum"}, "clipup": {"momentum": "momentum", "max_speed": "max_speed"},
                        "adam": {"adam_beta1": "beta1", "adam_beta2": "beta2", "adam_epsilon": "epsilon"}}
 
@@ -112,7 +112,7 @@ def _signature_defaults(cls) -> dict:
 def strategy_settings(strategy: str) -> dict:
     """The StrategyConfig settings `strategy` has and their defaults (the strategy's and its
     optimiser's own), e.g. {"shaping": "standardized_ranks", "optimizer": "sgd", ...}."""
-    own = _signature_defaults(_STRATEGY_CLASSES[strategy])
+    own = _signature_defaults(es.STRATEGIES[strategy])
     names = [f.name for f in dataclasses.fields(StrategyConfig)]
     return {k: own[k] for k in names if k in own}
 
@@ -188,10 +188,8 @@ def _derive(cfg: RunConfig) -> RunConfig:
     if agent.encoder and agent.encoder.startswith("pretrained:") and agent.encoder_sha256 is None:
         # The weights file is named by path: record its checksum, so a resumed run, or one
         # watched later, refuses a file that changed.
-        from hebbian.encoders.pretrained import encoder_checksum
-
         cfg = cfg.replace(encoder_sha256=encoder_checksum(agent.encoder[len("pretrained:"):]))
-    if agent.encoder and envs.task_family(env.env_id) == "car_racing" and "frame_size" not in env.env_options:
+    if agent.encoder and envs.task_for(env.env_id).pixels and "frame_size" not in env.env_options:
         # Frames are rendered at the size the encoder takes (84 for the paper's CNN, the full
         # 96 for patch attention); written into the config so config.json says which.
         encoder = make_encoder(agent.encoder, **encoder_options(cfg))

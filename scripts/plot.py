@@ -16,9 +16,8 @@ import sys
 import warnings
 from pathlib import Path
 
-import es
 from es import plotting
-from hebbian.cli import OneLineParser, exit_unexpected, first_line
+from hebbian.cli import OneLineParser, first_line, run_command
 
 NAME = "plot.py"
 
@@ -36,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", plotting.TornLineWarning)
             out = plotting.plot_runs(args.run_dirs, args.out, labels=args.labels, fmt=args.format, title=args.title)
@@ -45,17 +45,10 @@ def main(argv=None) -> int:
                 print(f"{NAME}: warning: {first_line(w.message)}", file=sys.stderr)
             else:
                 warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    except es.UsageError as e:  # bad folders, damaged progress.csv, an output that cannot be written
-        parser.exit(2, f"{NAME}: error: {first_line(e)}\n")
-    except es.ESError as e:  # the write failed after drawing (disk full)
-        parser.exit(1, f"{NAME}: error: {first_line(e)}\n")
-    except KeyboardInterrupt:
-        return 130
-    except Exception as e:  # a bug: still one line, the traceback on request
-        exit_unexpected(parser, e)
-    print(out)
-    return 0
+        print(out)
+        return 0
 
+    return run_command(parser, body)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -21,9 +21,19 @@ import warnings
 from pathlib import Path
 
 import es
+from hebbian import presets
 from hebbian.encoders.augment import FrameAugment
-from hebbian.encoders.pretrain import (OBJECTIVES, AgentDriver, FrameDataset, RandomDriver, ScriptedDriver,
-                                       TrainSettings, collect_frames, pretrain_encoder, read_label_column)
+from hebbian.pretraining import (
+    OBJECTIVES,
+    AgentDriver,
+    FrameDataset,
+    RandomDriver,
+    ScriptedDriver,
+    TrainSettings,
+    collect_frames,
+    pretrain_encoder,
+    read_label_column,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,8 +73,6 @@ def make_driver(spec: str):
     run_dir = Path(spec)
     if not run_dir.is_dir():
         raise ValueError(f"--driver must be 'scripted', 'random' or a run folder; {spec} is none of these")
-    from hebbian import presets
-
     cfg = es.read_config(run_dir)
     try:
         params = es.load_params(run_dir, "best")

@@ -9,7 +9,7 @@ seed, carriers, marking network and its checksum; keep it secret) and prints the
 marks. `detect` takes the *clean* dataset (the owner's original frames and labels) and prints
 the combined p-value, the per-class cosines and a one-line verdict; exit status 0 either way.
 The marking network is a seeded random encoder of --marker's kind, or a pretrained encoder
-file (.pt written by scripts/pretrain.py). See hebbian/encoders/radioactive.py.
+file (.pt written by scripts/pretrain.py). See hebbian/radioactive.py.
 """
 from __future__ import annotations
 
@@ -46,10 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Imported after parsing (start-up cost only): --help and usage errors answer without loading torch.
     import torch
 
-    from hebbian.encoders import radioactive as ra
-    from hebbian.encoders.pretrain import FrameDataset, build_trainable
+    from hebbian import radioactive as ra
+    from hebbian.pretraining import FrameDataset, build_trainable
 
     torch.set_num_threads(1)
     try:

@@ -85,7 +85,7 @@ def test_old_names_map_to_installed_version_with_one_notice(alias, target):
     message = str(notices[0].message)
     assert "\n" not in message and alias in message and target in message
     # CarRacing names train on the frame-identical fast env, registered under its own id.
-    fast = envs.task_family(target) == "car_racing"
+    fast = envs.task_for(target) is envs.CAR_RACING
     assert env.unwrapped.spec.id == ("FastCarRacing-v3" if fast else target)
     env.close()
 
@@ -131,15 +131,15 @@ def test_bad_options_raise_one_line_value_error(env_id, options, pattern):
     assert "\n" not in str(info.value)
 
 
-def test_task_family_picks_defaults_per_task():
-    assert envs.task_family("CarRacing-v2") == "car_racing"
-    assert envs.task_family("CarRacing-v3") == "car_racing"
-    assert envs.task_family("AntBulletEnv-v0") == "quadruped"
-    assert envs.task_family("HebbianAnt-long-front-left-v0") == "quadruped"
-    assert envs.task_family("LunarLander-v2") == "generic"
-    assert envs.task_family("Pendulum-v1") == "generic"
+def test_task_for_picks_the_task_per_id():
+    assert envs.task_for("CarRacing-v2") is envs.CAR_RACING
+    assert envs.task_for("CarRacing-v3") is envs.CAR_RACING
+    assert envs.task_for("AntBulletEnv-v0") is envs.QUADRUPED
+    assert envs.task_for("HebbianAnt-long-front-left-v0") is envs.QUADRUPED
+    assert envs.task_for("LunarLander-v2") is envs.GENERIC
+    assert envs.task_for("Pendulum-v1") is envs.GENERIC
     with pytest.raises(envs.UnknownEnvironmentError):
-        envs.task_family("NoSuchTask-v0")
+        envs.task_for("NoSuchTask-v0")
 
 
 def test_make_many_builds_one_env_per_morphology():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import envs
-from envs.car_racing import SquashedCarAction, area_resize_matrix
+from envs.car_racing import area_resize_matrix
 
 GAS = np.array([0.0, 1.0, 0.0], dtype=np.float32)
 BRAKE = np.array([0.0, 0.0, 0.8], dtype=np.float32)
@@ -108,14 +108,3 @@ def test_same_seed_same_observations_other_seed_other_track():
     assert not np.array_equal(first, observations(8))
 
 
-def test_paper_action_mapping_squashes_real_vectors():
-    env = envs.make("CarRacing-v3", action_mapping="paper")
-    wrapper = env
-    while not isinstance(wrapper, SquashedCarAction):
-        wrapper = wrapper.env
-    np.testing.assert_allclose(wrapper.action(np.zeros(3)), [0.0, 0.5, 0.5])
-    np.testing.assert_allclose(wrapper.action(np.array([50.0, 50.0, -50.0])), [1.0, 1.0, 0.0], atol=1e-6)
-    env.reset(seed=0)
-    obs, *_ = env.step(np.array([3.0, -2.0, 9.0], dtype=np.float32))  # any real vector is a valid action
-    assert obs.shape == (3, 84, 84)
-    env.close()

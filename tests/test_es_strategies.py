@@ -262,3 +262,48 @@ def test_non_finite_fitness_is_an_evaluation_error():
 def test_cma_warns_above_recommended_size():
     with pytest.warns(UserWarning, match="10000"):
         es.CMAES(10_001, 4, 0.1, diagonal=True)
+
+
+# -- the base class and the registry ----------------------------------------------------------
+
+def test_registry_names_every_strategy_and_make_strategy_uses_it():
+    assert tuple(es.STRATEGIES) == es.STRATEGY_NAMES == ("openai-es", "pgpe", "cma", "sep-cma")
+    for name, cls in es.STRATEGIES.items():
+        assert issubclass(cls, es.Strategy)
+        s = es.make_strategy(name, 6, 4, 0.2)
+        assert type(s) is cls and s.name == name and s.config()["name"] == name
+    assert es.make_strategy("sep-cma", 6, 4, 0.2).diagonal and not es.make_strategy("cma", 6, 4, 0.2).diagonal
+
+
+def test_base_module_imports_no_strategy():
+    """The import circle is gone: es.strategy (the base) never imports a strategy module."""
+    import ast
+    import inspect
+
+    import es.strategy
+
+    tree = ast.parse(inspect.getsource(es.strategy))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    assert not imported & {"openai_es", "pgpe", "cma_es", "strategies"}, imported
+
+
+@pytest.mark.parametrize("name", es.STRATEGY_NAMES)
+def test_base_checks_the_centre_and_advances_the_generation(name):
+    s = es.make_strategy(name, 5, 4, 0.2)
+    with pytest.raises(es.UsageError, match=r"shape \(5,\)"):
+        s.init(np.zeros(4), 0)
+    with pytest.raises(es.UsageError, match="NaN"):
+        s.init(np.full(5, np.nan), 0)
+    given = np.zeros(5)
+    state = s.init(given, 0)
+    assert s.centre(state).dtype == np.float32 and s.centre(state) is not given
+    state = s.tell(state, s.ask(state), np.arange(4.0))
+    assert state.generation == 1
+
+
+def test_config_reports_the_declared_hyperparameters_in_order():
+    s = es.PGPE(4, 4, 0.3, 0.05, optimizer="adam", stdev_lr=0.2)
+    assert list(s.config()) == ["name", "num_params", "popsize", "sigma", *es.PGPE.hyperparameters]
+    assert s.config()["lr"] == 0.05 and s.config()["shaping"] == "centered_ranks"
+    assert s.config()["optimizer"]["name"] == "adam" and es.CMAES(4, 4, 0.3).config()["options"] == {}

@@ -6,46 +6,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from hebbian.network import HebbianNetwork, StaticNetwork
-from hebbian.rules import RULE_NAMES, get_rule
-
-
-def reference_rollout(sizes, rule_name, coeffs_flat, w0, inputs, normalize, activation="tanh",
-                      output_activation="linear"):
-    """Obviously-correct float64 rollout: forward with W, then dW per synapse by the formula.
-
-    Hidden layers use `activation`, the output layer `output_activation`; the activated
-    values are the post-synaptic activities of the update, the output layer's included.
-    Returns the outputs of every step and the weights after the last update.
-    """
-    rule = get_rule(rule_name)
-    shapes = list(zip(sizes[:-1], sizes[1:]))
-    coeffs, off = [], 0
-    for a, b in shapes:
-        coeffs.append(coeffs_flat[off: off + a * b * rule.k].reshape(a, b, rule.k).astype(np.float64))
-        off += a * b * rule.k
-    ws = [w.astype(np.float64).copy() for w in w0]
-    acts = {"tanh": np.tanh, "relu": lambda v: np.maximum(v, 0), "linear": lambda v: v}
-    act, out_act = acts[activation], acts[output_activation]
-
-    def term(c, name):
-        return c[..., rule.terms.index(name)] if name in rule.terms else 0.0
-
-    outputs = []
-    for x in inputs:
-        pre = [x.astype(np.float64)]
-        for layer, w in enumerate(ws):
-            h = pre[-1] @ w
-            pre.append(act(h) if layer < len(ws) - 1 else out_act(h))
-        outputs.append(pre[-1])
-        for layer, (w, c) in enumerate(zip(ws, coeffs)):
-            oi = pre[layer][:, None]
-            oj = pre[layer + 1][None, :]
-            eta = term(c, "eta") if "eta" in rule.terms else 1.0
-            dw = eta * (term(c, "A") * oi * oj + term(c, "B") * oi + term(c, "C") * oj + term(c, "D"))
-            w += dw
-            if normalize:
-                w /= np.abs(w).max()
-    return outputs, ws
+from hebbian.rules import RULE_NAMES
+from reference_rule import reference_rollout
 
 
 @settings(max_examples=40, deadline=None)

@@ -13,13 +13,28 @@ import pytest
 import torch
 
 import envs
+from envs.car_racing import area_resize
 from hebbian.encoders import make_encoder
 from hebbian.encoders.cnn import PaperCNN
-from hebbian.encoders.pretrain import (FrameDataset, ScriptedDriver, TrainSettings, area_resize, build_trainable,
-                                       collect_frames, discretize_steering, held_out_split, linear_probe,
-                                       read_label_column, train_encoder)
-from hebbian.encoders.pretrained import (PretrainedEncoder, cnn_flat_params, encoder_checksum,
-                                         load_pretrained_encoder, save_pretrained)
+from hebbian.encoders.pretrained import (
+    PretrainedEncoder,
+    cnn_flat_params,
+    encoder_checksum,
+    load_pretrained_encoder,
+    save_pretrained,
+)
+from hebbian.pretraining import (
+    FrameDataset,
+    ScriptedDriver,
+    TrainSettings,
+    build_trainable,
+    collect_frames,
+    discretize_steering,
+    held_out_split,
+    linear_probe,
+    read_label_column,
+    train_encoder,
+)
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parent.parent

@@ -15,7 +15,8 @@ import scipy.stats
 import torch
 
 import envs
-from hebbian.encoders.pretrain import (
+from hebbian.encoders.pretrained import save_pretrained
+from hebbian.pretraining import (
     FrameDataset,
     ScriptedDriver,
     TrainSettings,
@@ -23,8 +24,7 @@ from hebbian.encoders.pretrain import (
     collect_frames,
     train_encoder,
 )
-from hebbian.encoders.pretrained import save_pretrained
-from hebbian.encoders.radioactive import (
+from hebbian.radioactive import (
     KEY_FORMAT,
     MarkSettings,
     cosine_pvalue,

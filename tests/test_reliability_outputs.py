@@ -28,6 +28,7 @@ from hebbian import evaluate
 
 REPO = Path(__file__).resolve().parent.parent
 WATCH = REPO / "scripts" / "watch.py"
+EVALUATE = REPO / "scripts" / "evaluate.py"
 PLOT = REPO / "scripts" / "plot.py"
 EVOLVE = REPO / "scripts" / "evolve.py"
 ENV = {**os.environ, "SDL_VIDEODRIVER": "dummy",
@@ -172,8 +173,7 @@ def test_latest_names_the_checkpoint_it_used_and_the_damaged_ones_it_skipped(run
     newest = run / "checkpoints" / "gen-000003.npz"
     _flip_a_byte(newest)
     out = tmp_path / "eval.json"
-    result = _run(WATCH, run, "--checkpoint", "latest", "--no-render", "--backend", "serial", "--episodes", "2",
-                  "--eval-json", out)
+    result = _run(EVALUATE, run, "--checkpoint", "latest", "--backend", "serial", "--episodes", "2", "--eval-json", out)
     _one_line(result.returncode, result.stderr, 0, "warning", str(newest), "sha256 mismatch", "gen-000002.npz")
     report = json.loads(out.read_text())
     assert report["checkpoint"] == "latest" and report["generation"] == 2
@@ -202,7 +202,7 @@ def test_latest_names_the_checkpoint_it_used_and_the_damaged_ones_it_skipped(run
 def test_damaged_best_fails_in_one_line_and_plays_nothing_else(run_dir, tmp_path):
     run = _copy(run_dir, tmp_path)
     _flip_a_byte(run / "best.npz")
-    result = _run(WATCH, run, "--no-render", "--backend", "serial", "--episodes", "2")
+    result = _run(EVALUATE, run, "--backend", "serial", "--episodes", "2")
     _one_line(result.returncode, result.stderr, 2, "best.npz is damaged", "--checkpoint latest")
     assert not (run / "eval.json").exists() and result.stdout == ""
 
@@ -212,7 +212,7 @@ OUTPUTS = {  # flag -> (script, file name, extra arguments)
     "--video": (WATCH, "out.mp4", ("--max-steps", "3")),
     "--gif": (WATCH, "out.gif", ("--max-steps", "3")),
     "--weights-plot": (WATCH, "weights.png", ("--max-steps", "3")),
-    "--eval-json": (WATCH, "eval.json", ("--no-render", "--backend", "serial", "--episodes", "2")),
+    "--eval-json": (EVALUATE, "eval.json", ("--backend", "serial", "--episodes", "2")),
     "--out": (PLOT, "fitness.png", ()),
 }
 
@@ -260,7 +260,7 @@ def test_missing_output_folders_are_created(run_dir, tmp_path):
 
 
 def test_default_outputs_in_a_read_only_run_folder_say_where_else_to_write(read_only_run, capsys):
-    result = _run(WATCH, read_only_run, "--no-render", "--backend", "serial", "--episodes", "2")
+    result = _run(EVALUATE, read_only_run, "--backend", "serial", "--episodes", "2")
     _one_line(result.returncode, result.stderr, 2, f"{read_only_run}/eval.json", "Read-only file system",
               "--eval-json")
     status, _, err = _script_main(PLOT, [read_only_run], capsys)
@@ -269,7 +269,7 @@ def test_default_outputs_in_a_read_only_run_folder_say_where_else_to_write(read_
 
 def test_disk_full_after_the_evaluation_prints_the_result_instead(run_dir, nearly_full):
     out = nearly_full / "eval.json"
-    result = _run(WATCH, run_dir, "--no-render", "--backend", "serial", "--episodes", "300", "--eval-json", out)
+    result = _run(EVALUATE, run_dir, "--backend", "serial", "--episodes", "300", "--eval-json", out)
     _one_line(result.returncode, result.stderr, 1, str(out), "No space left on device", "stdout")
     report = json.loads(result.stdout)  # stdout is exactly the JSON eval.json would hold
     assert report["episodes"] == len(report["returns"]) == 300
@@ -290,7 +290,7 @@ def test_disk_full_while_writing_a_file_is_one_line_and_leaves_nothing(flag, run
 # -- case 3: config.json that does not fit this machine -----------------------------------------
 def test_unknown_env_id_in_config_json_is_one_line(run_dir, tmp_path, capsys):
     run = _edit_config(_copy(run_dir, tmp_path), lambda c: c["env"].update(env_id="NoSuchEnv-v9"))
-    evaluated = _run(WATCH, run, "--no-render", "--backend", "serial", "--episodes", "2")
+    evaluated = _run(EVALUATE, run, "--backend", "serial", "--episodes", "2")
     _one_line(evaluated.returncode, evaluated.stderr, 2, "'NoSuchEnv-v9'", "not registered here", "install")
     status, _, err = _script_main(WATCH, [run, "--gif", tmp_path / "x.gif", "--max-steps", "3"], capsys)
     _one_line(status, err, 2, "'NoSuchEnv-v9'")
@@ -304,7 +304,7 @@ def test_unknown_env_id_in_config_json_is_one_line(run_dir, tmp_path, capsys):
 
 def test_a_bad_value_in_config_json_is_one_line(run_dir, tmp_path, capsys):
     run = _edit_config(_copy(run_dir, tmp_path), lambda c: c["agent"].update(hidden="lots"))
-    result = _run(WATCH, run, "--no-render", "--backend", "serial", "--episodes", "2")
+    result = _run(EVALUATE, run, "--backend", "serial", "--episodes", "2")
     _one_line(result.returncode, result.stderr, 2, "hidden", "'lots'", "config.json")
     # on every part of the watch path, LoadedRun's properties included
     good = evaluate.load_run(run_dir)
@@ -313,7 +313,7 @@ def test_a_bad_value_in_config_json_is_one_line(run_dir, tmp_path, capsys):
         with pytest.raises(es.UsageError, match="lots"):
             read()
     seeded = _edit_config(_copy(run_dir, tmp_path, "seeded"), lambda c: c["es_run"].update(seed="abc"))
-    status, _, err = _script_main(WATCH, [seeded, "--no-render", "--backend", "serial", "--episodes", "2"], capsys)
+    status, _, err = _script_main(EVALUATE, [seeded, "--backend", "serial", "--episodes", "2"], capsys)
     _one_line(status, err, 2, "es_run seed", "'abc'")
 
 
@@ -329,7 +329,7 @@ def test_an_old_env_id_is_announced_not_silently_replaced(run_dir, tmp_path):
 # -- case 4: hostile command lines -------------------------------------------------------------
 WATCH_CASES = [  # (arguments after RUN_DIR or None for a file as RUN_DIR, status, text)
     (None, 2, "is a file, not a run folder"),
-    (("--episodes", "0", "--no-render"), 2, "--episodes must be a positive"),
+    (("--episodes", "0"), 2, "--episodes must be a positive"),
     (("--scale", "weird"), 2, "invalid float value: 'weird'"),
     (("--fps", "nan", "--gif", "x.gif"), 2, "--fps must be"),
     (("--fps", "inf", "--gif", "x.gif"), 2, "--fps must be"),
@@ -338,33 +338,47 @@ WATCH_CASES = [  # (arguments after RUN_DIR or None for a file as RUN_DIR, statu
     (("--checkpoint", "0"), 2, "no checkpoint after 0 generations"),
     (("--weights-layer", "1"), 2, "add --weights-plot"),
     (("--weights-plot", "w.txt"), 2, "needs a file ending in .png"),
-    (("--eval-json", "e.json"), 2, "add --no-render"),
-    (("--workers", "2", "--gif", "x.gif"), 2, "add --no-render"),
+    (("--eval-json", "e.json"), 2, "belongs to the evaluation, which is its own command now: scripts/evaluate.py"),
+    (("--workers", "2", "--gif", "x.gif"), 2, "belongs to the evaluation, which is its own command now"),
+    (("--no-render",), 2, "the evaluation is its own command now: scripts/evaluate.py RUN --episodes 100"),
     (("--render", "none"), 2, "nothing to write"),
-    (("--no-render", "--fps", "10"), 2, "drop them"),
-    (("--no-render", "--eval-json", "RUN/config.json"), 2, "would overwrite a file of the run"),
     (("--bogus",), 2, "unrecognized arguments: --bogus"),
+]
+EVALUATE_CASES = [  # the same for scripts/evaluate.py
+    (None, 2, "is a file, not a run folder"),
+    (("--episodes", "0"), 2, "--episodes must be a positive"),
+    (("--workers", "0"), 2, "--workers must be a positive"),
+    (("--fps", "10"), 2, "unrecognized arguments: --fps"),  # frames belong to watch.py
+    (("--checkpoint", "-1"), 2, "must be 'best', 'latest' or a generation"),
+    (("--backend", "mpi"), 2, "invalid choice: 'mpi'"),
+    (("--eval-json", "RUN/config.json"), 2, "would overwrite a file of the run"),
+    (("--eval-json", "RUN/checkpoints/gen-000001.json"), 2, "would overwrite a file of the run"),
 ]
 
 
-def test_hostile_watch_command_lines_are_one_line(run_dir, tmp_path, capsys):
+@pytest.mark.parametrize("script, cases, real", [(WATCH, WATCH_CASES, 2), (EVALUATE, EVALUATE_CASES, 3)],
+                         ids=["watch", "evaluate"])
+def test_hostile_watch_command_lines_are_one_line(script, cases, real, run_dir, tmp_path, capsys):
     config_before = (run_dir / "config.json").read_bytes()
+    checkpoints_before = _listing(run_dir / "checkpoints")
     a_file = tmp_path / "a-file"
     a_file.write_text("not a run")
-    for k, (extra, expected, text) in enumerate(WATCH_CASES):
+    for k, (extra, expected, text) in enumerate(cases):
         if extra is None:
-            argv = [a_file, "--no-render"]
+            argv = [a_file]
         else:
             argv = [run_dir, *(str(tmp_path / a) if a.endswith((".gif", ".json", ".txt")) and "/" not in a else
                                a.replace("RUN", str(run_dir)) for a in extra)]
-        if k == 2:  # argparse's own errors: a real process, one line instead of the usage block
-            result = _run(WATCH, *argv)
+        text = text.replace("RUN", str(run_dir))
+        if k == real:  # argparse's own errors: a real process, one line instead of the usage block
+            result = _run(script, *argv)
             status, out, err = result.returncode, result.stdout, result.stderr
         else:
-            status, out, err = _script_main(WATCH, argv, capsys)
+            status, out, err = _script_main(script, argv, capsys)
         _one_line(status, err, expected, text)
         assert "episode" not in out
     assert (run_dir / "config.json").read_bytes() == config_before
+    assert _listing(run_dir / "checkpoints") == checkpoints_before
     assert _listing(tmp_path) == ["a-file"]
 
 

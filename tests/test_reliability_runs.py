@@ -22,6 +22,7 @@ from es_problems import NoisySphere, Sphere
 import es
 from es import checkpoint as ckpt
 from es import run as es_run
+from es import run_folder
 from es.errors import StorageError  # not (yet) re-exported as es.StorageError
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -439,7 +440,7 @@ def test_a_failed_row_append_leaves_no_torn_row(tmpfs):
     before = progress.read_bytes()
     ballast = fill(tmpfs)
     with pytest.raises(OSError) as info:
-        es_run._append_row(progress, "y" * 200 + "\n")
+        run_folder.append_line(progress, "y" * 200 + "\n")
     assert info.value.errno == errno.ENOSPC
     ballast.unlink()
     assert progress.read_bytes() == before

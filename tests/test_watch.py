@@ -1,4 +1,5 @@
-"""scripts/watch.py on real run folders: videos, GIFs, the window, eval.json, the weights plot, errors."""
+"""scripts/watch.py and scripts/evaluate.py on real run folders: videos, GIFs, the window, eval.json,
+the weights plot, errors."""
 from __future__ import annotations
 
 import importlib.util
@@ -18,6 +19,7 @@ from hebbian import evaluate
 
 REPO = Path(__file__).resolve().parent.parent
 WATCH = REPO / "scripts" / "watch.py"
+EVALUATE = REPO / "scripts" / "evaluate.py"
 EVOLVE = REPO / "scripts" / "evolve.py"
 
 
@@ -77,8 +79,7 @@ def test_gif_with_scale(run_dir, tmp_path):
 
 def test_evaluation_on_ray_writes_eval_json_and_watch_replays_the_same_episodes(run_dir, tmp_path):
     out = tmp_path / "eval.json"
-    result = _run(WATCH, run_dir, "--no-render", "--episodes", "6", "--backend", "ray", "--workers", "2",
-                  "--eval-json", out)
+    result = _run(EVALUATE, run_dir, "--episodes", "6", "--backend", "ray", "--workers", "2", "--eval-json", out)
     assert result.returncode == 0, result.stderr[-3000:]
     line, = result.stdout.strip().splitlines()
     report = json.loads(out.read_text())
@@ -110,23 +111,23 @@ def test_weights_plot_is_an_image_of_the_documented_size(run_dir, tmp_path):
     result = _run(WATCH, run_dir, "--weights-plot", plot, "--weights-layer", "1")
     assert result.returncode == 0, result.stderr
     image = np.asarray(Image.open(plot).convert("RGB"))
-    assert image.shape == (800, 1200, 3)  # hebbian.watch.PLOT_SIZE_IN x PLOT_DPI
+    assert image.shape == (800, 1200, 3)  # hebbian.weight_trace.PLOT_SIZE_IN x PLOT_DPI
     assert image.std() > 20  # curves and heat maps, not a blank canvas
 
 
 def test_weight_trace_records_every_step(run_dir):
-    from hebbian import watch
+    from hebbian import playing, weight_trace
 
     run = evaluate.load_run(run_dir, "best")
     problem = evaluate.make_problem(run)
     seed = evaluate.run_test_seeds(run, 1)[0]
-    trace = watch.record_weights(problem, run.params, seed, max_steps=30)
+    trace = weight_trace.record_weights(problem, run.params, seed, max_steps=30)
     assert trace.norms.shape == (trace.steps + 1, 2) and trace.mean_abs_change.shape == (trace.steps, 2)
     assert trace.layer_shapes == [(4, 8), (8, 2)] and trace.layer == 0
     assert 0 in trace.snapshots and trace.steps in trace.snapshots
     assert np.all(trace.mean_abs_change[0] > 0)  # a Hebbian rule changes the weights at once
     # recording does not change the episode: same return as playing it
-    (played,) = watch.play(problem, run.params, [seed], max_steps=30)
+    (played,) = playing.play(problem, run.params, [seed], max_steps=30)
     assert (played.ret, played.steps) == (trace.ret, trace.steps)
 
 
@@ -140,20 +141,20 @@ def test_test_seeds_are_prefix_stable_and_skip_excluded():
 
 def test_quadruped_on_another_morphology(ant_run_dir, tmp_path):
     out = tmp_path / "eval.json"
-    result = _run(WATCH, ant_run_dir, "--checkpoint", "latest", "--no-render", "--episodes", "1", "--backend", "serial",
+    result = _run(EVALUATE, ant_run_dir, "--checkpoint", "latest", "--episodes", "1", "--backend", "serial",
                   "--morphology", "damaged-left", "--eval-json", out)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     assert report["env_options"]["morphology"] == "damaged-left"
     assert report["env_options"]["no_progress_patience"] is None  # the protocol plays full episodes
 
-    bad = _run(WATCH, ant_run_dir, "--checkpoint", "latest", "--morphology", "three-legged", "--no-render")
+    bad = _run(EVALUATE, ant_run_dir, "--checkpoint", "latest", "--morphology", "three-legged")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "unknown morphology 'three-legged'" in bad.stderr
 
 
-def _main(argv, capsys, monkeypatch=None, env=None):
-    """Run scripts/watch.py's main in this process (imports are paid once); (status, stderr)."""
-    spec = importlib.util.spec_from_file_location("watch_script", WATCH)
+def _main(argv, capsys, script=WATCH):
+    """Run a script's main (scripts/watch.py by default) in this process (imports are paid once); (status, stderr)."""
+    spec = importlib.util.spec_from_file_location(f"{script.stem}_script", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     try:
@@ -165,17 +166,20 @@ def _main(argv, capsys, monkeypatch=None, env=None):
 
 def test_bad_input_gives_one_line_and_exit_status_2(run_dir, tmp_path, capsys, monkeypatch):
     # one real process for the exit status itself
-    missing = _run(WATCH, tmp_path / "missing", "--no-render")
+    missing = _run(EVALUATE, tmp_path / "missing")
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "does not exist" in missing.stderr
 
-    def fails(*args, text):
-        status, err = _main(args, capsys)
+    def fails(*args, text, script=WATCH):
+        status, err = _main(args, capsys, script)
         assert status == 2 and err.count("\n") == 1 and text in err, err
 
-    fails(run_dir, "--checkpoint", "99", "--no-render", text="no checkpoint after 99 generations")
-    fails(run_dir, "--checkpoint", "newest", "--no-render", text="must be 'best', 'latest' or a generation")
-    fails(run_dir, "--morphology", "damaged-left", "--no-render", text="quadruped only")
-    fails(run_dir, "--no-render", "--video", tmp_path / "x.mp4", text="--no-render")
+    fails(run_dir, "--checkpoint", "99", script=EVALUATE, text="no checkpoint after 99 generations")
+    fails(run_dir, "--checkpoint", "newest", script=EVALUATE, text="must be 'best', 'latest' or a generation")
+    fails(run_dir, "--morphology", "damaged-left", script=EVALUATE, text="quadruped only")
+    fails(run_dir, "--video", tmp_path / "x.mp4", script=EVALUATE, text="unrecognized arguments: --video")
+    # the evaluation left watch: its old flag says where it went, and nothing is played
+    fails(run_dir, "--no-render", "--video", tmp_path / "x.mp4",
+          text=f"the evaluation is its own command now: scripts/evaluate.py {run_dir} --episodes 100")
     fails(run_dir, "--video", tmp_path / "x.avi2", text="needs a file ending in")
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
@@ -186,7 +190,8 @@ def test_bad_input_gives_one_line_and_exit_status_2(run_dir, tmp_path, capsys, m
     data = bytearray((damaged / "best.npz").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (damaged / "best.npz").write_bytes(bytes(data))
-    fails(damaged, "--no-render", text="damaged")
+    fails(damaged, script=EVALUATE, text="damaged")
+    fails(damaged, "--gif", tmp_path / "x.gif", text="damaged")
 
 
 @pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed (apt-get install xvfb); "
@@ -210,3 +215,37 @@ def test_protocol_scores_on_the_reference_environments():
 
     assert type(envs.make("CarRacing-v2", **options).unwrapped) is CarRacing
     assert evaluate.protocol_env_options("AntBulletEnv-v0") == {"no_progress_patience": None}
+
+
+def test_closing_the_window_keeps_the_frames_so_far_and_the_finished_episodes(run_dir, tmp_path, monkeypatch):
+    import imageio.v3 as iio
+
+    from hebbian import frames
+    from hebbian.watch import watch
+
+    class ClosedAfter:  # a window the user closes at its 30th frame
+        driver = "fake"
+
+        def __init__(self, fps, title=""):
+            self.frames = 0
+
+        def __call__(self, frame):
+            if self.frames == 29:
+                raise frames.WindowClosed()
+            self.frames += 1
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(frames, "Window", ClosedAfter)
+    run = evaluate.load_run(run_dir, "best")
+    problem = evaluate.make_problem(run)
+    seeds = evaluate.run_test_seeds(run, 3)
+    full = watch(problem, run.params, seeds, gif=tmp_path / "all.gif", max_steps=20)
+    gif = tmp_path / "closed.gif"
+    saved = []
+    results = watch(problem, run.params, seeds, window=True, gif=gif, max_steps=20,
+                    on_saved=lambda path, n: saved.append((path, n)))
+    assert results == full[:1] and full[0].steps == 20  # episode 2 was cut by the closed window
+    # the window comes first among the sinks: the GIF has the 29 frames shown before the close
+    assert saved == [(gif, 29)] and iio.imread(gif).shape[0] == 29

@@ -29,6 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from es.checkpoint import atomic_write_bytes
+from hebbian.encoders.cnn import CONV1_SHAPE, CONV2_SHAPE, PaperCNN
+
+# torch (and the torch encoders ViTEncoder, SlotEncoder) are imported where they are used:
+# `hebbian.presets` imports this module for `encoder_checksum`, and the plain MLP path must
+# start without loading torch.
 
 FORMAT = "hebbian-pretrained-encoder/1"
 
@@ -90,7 +95,7 @@ def save_pretrained(path: str | os.PathLike, state_dict: dict, kind: str, option
         extra: more JSON-able entries for the description (objective, training, probe...).
     Returns the description written.
     """
-    import torch
+    import torch  # lazy: start-up cost only (see the imports above)
 
     weights, desc_path = encoder_paths(path)
     weights.parent.mkdir(parents=True, exist_ok=True)
@@ -106,8 +111,6 @@ def save_pretrained(path: str | os.PathLike, state_dict: dict, kind: str, option
 
 def cnn_flat_params(state_dict: dict) -> np.ndarray:
     """The paper CNN's flat float32 (1362,) vector from a torch state dict: conv1 then conv2, C order."""
-    from hebbian.encoders.cnn import CONV1_SHAPE, CONV2_SHAPE
-
     w1 = state_dict["conv1.weight"].detach().cpu().numpy()
     w2 = state_dict["conv2.weight"].detach().cpu().numpy()
     if w1.shape != CONV1_SHAPE or w2.shape != CONV2_SHAPE:
@@ -125,7 +128,7 @@ class PretrainedEncoder:
     num_params = 0
 
     def __init__(self, path: str | os.PathLike, sha256: str | None = None):
-        import torch
+        import torch  # lazy: start-up cost only (see the imports above)
 
         data, weights_path = _read_weights(path)
         self.description = desc = read_description(path)
@@ -142,18 +145,16 @@ class PretrainedEncoder:
             raise ValueError(f"{weights_path} cannot be read as a torch state dict ({type(e).__name__}: {e})") from None
         kind, options = desc["kind"], dict(desc["options"])
         if kind == "cnn":
-            from hebbian.encoders.cnn import PaperCNN
-
             self.inner = PaperCNN()
             self._flat = cnn_flat_params(state)  # held here: PaperCNN keeps views of it
             self.inner.set_params(self._flat)
         else:
             if kind.startswith("vit-"):
-                from hebbian.encoders.vit import ViTEncoder
+                from hebbian.encoders.vit import ViTEncoder  # lazy: loads torch
 
                 self.inner = ViTEncoder(kind[len("vit-"):], **options)
             elif kind == "slots":
-                from hebbian.encoders.slots import SlotEncoder
+                from hebbian.encoders.slots import SlotEncoder  # lazy: loads torch
 
                 self.inner = SlotEncoder(**options)
             else:

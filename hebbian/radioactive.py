@@ -27,8 +27,8 @@ Detection (`detect`), on *clean* frames of the owner (never the marked ones: a p
 on marked frames would pick up the carriers through any encoder, trained on them or not):
   1. psi = tested encoder's features (n, D), phi = marking network's features (n, d).
   2. Linear probe (multinomial logistic regression, L2, on standardised psi, as
-     `pretrain.linear_probe`) on the labels; the class-k direction w_k in raw psi
-     coordinates is the gradient of the class-k logit, weights / std.
+     `hebbian.pretraining.probe.linear_probe`) on the labels; the class-k direction w_k in
+     raw psi coordinates is the gradient of the class-k logit, weights / std.
   3. Alignment. Unless the tested encoder *is* the marking network (same features), fit
      psi ~= phi B by ridge least squares on the frames (B: d x D, centred features); then
      logit_k = w_k . psi ~= (B w_k) . phi, so v_k = B w_k is the class-k direction in the
@@ -72,8 +72,16 @@ import scipy.special
 import scipy.stats
 import torch
 
+from envs.car_racing import area_resize
+from es.checkpoint import atomic_write_bytes
 from hebbian.encoders.augment import FrameAugment
-from hebbian.encoders.pretrain import TrainableEncoder, fit_logistic, build_trainable
+from hebbian.encoders.pretrained import (
+    encoder_checksum,
+    encoder_paths,
+    read_description,
+)
+from hebbian.pretraining.probe import fit_logistic
+from hebbian.pretraining.trainable import TrainableEncoder, build_trainable
 
 KEY_FORMAT = "hebbian-radioactive-key/1"
 
@@ -126,8 +134,6 @@ def trainable_from_file(path: str | os.PathLike) -> TrainableEncoder:
     The marking network needs gradients, and the tested encoder is fastest batched in torch.
     Checks the file's sha256 against its description.
     """
-    from hebbian.encoders.pretrained import encoder_paths, encoder_checksum, read_description
-
     desc = read_description(path)
     weights, _ = encoder_paths(path)
     if encoder_checksum(path) != desc["sha256"]:
@@ -201,16 +207,6 @@ class MarkResult:
     shift: np.ndarray
 
 
-def _resize_matrices(source: int, target: int) -> tuple[torch.Tensor, torch.Tensor]:
-    from envs.car_racing import area_resize_matrix
-
-    if source == target:
-        eye = torch.eye(source)
-        return eye, eye
-    rows = torch.from_numpy(area_resize_matrix(source, target).astype(np.float32))
-    return rows, rows.T.contiguous()
-
-
 def mark(frames: np.ndarray, labels: np.ndarray, marking_encoder: TrainableEncoder, fraction: float,
          epsilon: float, seed: int, settings: MarkSettings | None = None, marker_path: str | None = None,
          label_names: list[str] | None = None) -> MarkResult:
@@ -239,7 +235,7 @@ def mark(frames: np.ndarray, labels: np.ndarray, marking_encoder: TrainableEncod
 
     marker = marking_encoder
     marker.net.requires_grad_(False).eval()
-    rows, cols = _resize_matrices(frames.shape[-1], marker.obs_shape[-1])
+    size = marker.obs_shape[-1]
     bound = float(epsilon) / 255.0
     generator = torch.Generator().manual_seed(int(np.random.SeedSequence(seed, spawn_key=(0xA06,)).generate_state(1)[0]))
     u_all = torch.from_numpy(carriers.astype(np.float32))
@@ -254,11 +250,12 @@ def mark(frames: np.ndarray, labels: np.ndarray, marking_encoder: TrainableEncod
             # The same augmentation for the marked and the original frame (copied generator
             # state), so the feature terms compare like with like.
             state = generator.get_state()
-            view = settings.augment(rows @ (x + delta).clamp(0, 1) @ cols, generator)
+            # Resized unclipped (the input is clamped already; only float rounding could exceed 1).
+            view = settings.augment(area_resize((x + delta).clamp(0, 1), size, clip=False), generator)
             twin = torch.Generator()
             twin.set_state(state)
             with torch.no_grad():
-                reference = marker(settings.augment(rows @ x @ cols, twin))
+                reference = marker(settings.augment(area_resize(x, size, clip=False), twin))
             moved = marker(view) - reference
             loss = (-(moved * u).sum(1).mean() + settings.feature_weight * (moved ** 2).sum(1).mean()
                     + settings.image_weight * ((255.0 * delta) ** 2).mean())
@@ -289,13 +286,7 @@ def write_key(path: str | os.PathLike, key: dict) -> None:
     """Write the key JSON atomically (temp file, fsync, rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(key, f)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, (json.dumps(key) + "\n").encode())
 
 
 def read_key(path: str | os.PathLike) -> dict:
