@@ -28,12 +28,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
-
-from benchmarks.record import write_result  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from benchmarks.kernels import interleaved_us  # noqa: E402
+from benchmarks.record import write_result  # noqa: E402
 from hebbian.encoders.patch_attention import PatchAttentionEncoder  # noqa: E402
 from hebbian.lstm import LSTMNetwork  # noqa: E402
 from tests.authors_torch import load_authors_layout  # noqa: E402

@@ -26,11 +26,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
-
-from benchmarks.record import write_result  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from benchmarks.record import write_result  # noqa: E402
 from hebbian.agent import AgentConfig, Policy  # noqa: E402
 from hebbian.kernels import NUM_TERMS  # noqa: E402
 from hebbian.network import HebbianNetwork  # noqa: E402

@@ -21,7 +21,6 @@ swapped for a private one, so nothing else in the process (or a resumed run) per
 from __future__ import annotations
 
 import dataclasses
-import os
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import numpy as np
 
 from . import seeding
 from .errors import UsageError
+from .resources import physical_memory
 from .population import Explicit, Population
 from .strategy import Strategy
 
@@ -56,12 +56,9 @@ def _check_covariance_fits(n: int) -> None:
     pycma allocates them on the first ask; at 44,160 parameters that is 31 GB, and the OS
     kills the process without a word.
     """
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not available on this platform
-        return
+    total = physical_memory()
     need = 2 * 8 * n * n
-    if need > total // 2:
+    if total is not None and need > total // 2:
         raise UsageError(f"full CMA-ES with {n} parameters needs {need / 2**30:.0f} GiB for its covariance and this "
                          f"machine has {total / 2**30:.0f} GiB; use sep-cma (diagonal), openai-es or pgpe")
 

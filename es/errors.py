@@ -43,3 +43,12 @@ class StorageError(ESError):
 
 class EvaluationError(ESError, RuntimeError):
     """Evaluation failed: the problem raised, returned a non-finite fitness, or workers kept dying."""
+
+
+def first_line(e: BaseException, with_filename: bool = True) -> str:
+    """An error as one line for people: an OSError as "FILE: reason" (just "reason" without
+    `with_filename`), anything else the first line of its message (or its type's name)."""
+    if isinstance(e, OSError) and e.strerror:
+        return (f"{e.filename}: " if with_filename and e.filename else "") + e.strerror
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

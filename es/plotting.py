@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint as ckpt
-from .errors import ESError, UsageError
+from .errors import ESError, UsageError, first_line
 
 FIGURE_SIZE_IN = (13.0, 5.0)
 FIGURE_DPI = 100
@@ -43,14 +43,6 @@ class OutputError(ESError):
 
 class TornLineWarning(UserWarning):
     """progress.csv ends in an incomplete line (a run killed, or still writing, mid-line); it is left out."""
-
-
-def _reason(error: BaseException) -> str:
-    """The one-line cause of an OSError (its strerror) or of any other error (its first line)."""
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def check_output(path: str | Path, what: str = "output", hint: str = "choose another file") -> Path:
@@ -90,7 +82,7 @@ def check_output(path: str | Path, what: str = "output", hint: str = "choose ano
         if stat.f_bavail * stat.f_frsize == 0:
             raise OSError(28, os.strerror(28))  # ENOSPC
     except OSError as e:
-        raise UsageError(f"cannot write {what} {path}: {_reason(e)}; {hint}") from None
+        raise UsageError(f"cannot write {what} {path}: {first_line(e, False)}; {hint}") from None
     return path
 
 
@@ -103,7 +95,7 @@ def write_atomically(path: str | Path, write: Callable[[Path], None], what: str 
         path.parent.mkdir(parents=True, exist_ok=True)
         ckpt.atomic_write(path, write)
     except OSError as e:
-        raise OutputError(f"cannot write {what} {path}: {_reason(e)}; free some space or choose another place") from None
+        raise OutputError(f"cannot write {what} {path}: {first_line(e, False)}; free some space or choose another place") from None
     return path
 
 
@@ -134,7 +126,7 @@ def read_progress(run_dir: str | Path) -> dict[str, np.ndarray]:
     except csv.Error as e:
         raise UsageError(f"{path} is damaged ({e}); the run folder is damaged") from None
     except OSError as e:
-        raise UsageError(f"cannot read {path}: {_reason(e)}") from None
+        raise UsageError(f"cannot read {path}: {first_line(e, False)}") from None
     missing = [c for c in NEEDED if not rows or c not in rows[0]]
     if missing:
         raise UsageError(f"{path} has no column(s) {', '.join(missing)} in its header; it was not written by evolve")
@@ -246,6 +238,6 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None, *, 
     try:  # draw once here: a title or label matplotlib cannot typeset is the caller's, not the disk's
         fig.canvas.draw()
     except ValueError as e:
-        raise UsageError(f"a title or label cannot be drawn ({_reason(e)}); escape $ as \\$") from None
+        raise UsageError(f"a title or label cannot be drawn ({first_line(e, False)}); escape $ as \\$") from None
     # a reader never sees half an image; a failed write leaves no temporary file
     return write_atomically(out, lambda tmp: fig.savefig(tmp, format=fmt, dpi=FIGURE_DPI), "figure")

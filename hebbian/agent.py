@@ -204,15 +204,10 @@ class Policy:
     def act(self, obs):
         """One step: observation -> action (the network's plasticity update included).
 
-        Outputs that are not finite (a static or LSTM network whose parameters overflow, an
-        encoder fed absurd weights) become 0 and mark the network as diverged: an
-        environment never receives a NaN action.
+        Every network keeps its outputs finite and raises its `diverged` flag when it had to
+        (the kernel's guard, the LSTM's, the static network's), so no NaN action is sent.
         """
-        y = self.network.step(self.features(obs))
-        if not np.isfinite(y.sum()):
-            y = np.nan_to_num(y, nan=0.0, posinf=0.0, neginf=0.0)
-            self.network.diverged = True
-        return self.head(y)
+        return self.head(self.network.step(self.features(obs)))
 
 
 def episode_seeds(seed: int) -> tuple[int, int]:

@@ -12,6 +12,7 @@ import sys
 from typing import Callable, NoReturn
 
 import es
+from es.errors import first_line  # noqa: F401  (re-exported for the scripts)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -19,14 +20,6 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}; see --help\n")
-
-
-def first_line(e: BaseException) -> str:
-    """An error as one line: an OSError as "FILE: reason", anything else its message's first line."""
-    if isinstance(e, OSError) and e.strerror:
-        return (f"{e.filename}: " if e.filename else "") + e.strerror
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def exit_unexpected(parser: argparse.ArgumentParser, e: Exception) -> NoReturn:

@@ -27,6 +27,7 @@ import datetime as _dt
 import json
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ import numpy as np
 import envs
 import es
 from es import seeding
+from es.errors import first_line
 from es.plotting import OutputError, check_output
 from hebbian import presets
 from hebbian.agent import AgentProblem
@@ -70,7 +72,7 @@ class LoadedRun:
     path: Path | None = None
     skipped: list[str] = field(default_factory=list)
 
-    @property
+    @cached_property
     def settings(self) -> RunConfig:
         """config.json as a checked RunConfig (the run's settings); hebbian.config.ConfigError
         (an es.UsageError, one line) when a value has the wrong type or is out of range."""
@@ -131,13 +133,6 @@ def parse_which(text: str | int) -> str | int:
     if value.isascii() and value.isdigit():
         return int(value)
     raise es.UsageError(f"checkpoint must be 'best', 'latest' or a generation number, got {text!r}")
-
-
-def _first_line(e: BaseException) -> str:
-    if isinstance(e, OSError) and e.strerror:
-        return e.strerror
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _skip_note(error: es.CheckpointError) -> str:
@@ -213,14 +208,14 @@ def load_run(run_dir: str | Path, which: str | int = "best") -> LoadedRun:
     try:
         config = es.read_config(run_dir)
     except OSError as e:
-        raise es.UsageError(f"cannot read {run_dir}/config.json: {_first_line(e)}") from None
+        raise es.UsageError(f"cannot read {run_dir}/config.json: {first_line(e, False)}") from None
     source = f"{run_dir}/config.json"
     try:
         settings = presets.from_saved(config, source)  # a ConfigError (UsageError) if it is not a run's
     except es.UsageError:
         raise
     except (ValueError, TypeError, KeyError, AttributeError) as e:  # a shape from_saved did not foresee
-        raise es.UsageError(f"{source} is damaged ({type(e).__name__}: {_first_line(e)})") from None
+        raise es.UsageError(f"{source} is damaged ({type(e).__name__}: {first_line(e, False)})") from None
     env_id = settings.env.env_id
     if not env_id:
         raise es.UsageError(f"{source} has no env_id; it was not written by scripts/evolve.py")
@@ -229,7 +224,7 @@ def load_run(run_dir: str | Path, which: str | int = "best") -> LoadedRun:
         params, meta, path, skipped = _load_file(run_dir, which)
     except OSError as e:  # e.g. a checkpoint that is a folder, a read error
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
-        raise es.CheckpointError(f"cannot read{where}: {_first_line(e)}; the run folder is damaged",
+        raise es.CheckpointError(f"cannot read{where}: {first_line(e, False)}; the run folder is damaged",
                                  getattr(e, "filename", None)) from None
     saved = meta.get("generation")
     saved = int(saved) if isinstance(saved, (int, np.integer)) and not isinstance(saved, bool) else None
@@ -251,7 +246,7 @@ def _check_env_id(env_id: str, source: str) -> str:
     try:
         return envs.canonical_id(env_id)
     except ValueError as e:  # envs.UnknownEnvironmentError: edited, or from a machine with other packages
-        reason = _first_line(e).split(" List all ids")[0].rstrip(".")
+        reason = first_line(e, False).split(" List all ids")[0].rstrip(".")
         raise es.UsageError(f"{source} names env {env_id!r}, which is not registered here ({reason}); install the "
                             "package that registers it (config.json \"versions\" lists the run's)") from None
 
@@ -323,9 +318,9 @@ def make_problem(run: LoadedRun, morphology: str | None = None, protocol: bool =
     except es.UsageError:
         raise
     except ValueError as e:  # unknown env id, option or agent setting
-        raise es.UsageError(_first_line(e)) from None
+        raise es.UsageError(first_line(e, False)) from None
     except ImportError as e:  # the env's package (pybullet, box2d, ...) is missing here
-        raise es.UsageError(f"{env_id} needs the Python package {e.name or _first_line(e)!r}, which is not "
+        raise es.UsageError(f"{env_id} needs the Python package {e.name or first_line(e, False)!r}, which is not "
                             "installed here; install it (config.json \"versions\" lists the run's)") from None
     if problem.num_params != run.params.shape[0]:
         raise es.CheckpointError(f"the {run.label} parameters of {run.run_dir} have {run.params.shape[0]} values, "
@@ -418,7 +413,7 @@ class EvaluationReport:
             path.parent.mkdir(parents=True, exist_ok=True)
             es.checkpoint.atomic_write_bytes(path, text.encode())
         except OSError as e:
-            raise ReportWriteError(f"cannot write the evaluation to {path}: {_first_line(e)}", text, path) from None
+            raise ReportWriteError(f"cannot write the evaluation to {path}: {first_line(e, False)}", text, path) from None
         return path
 
 

@@ -16,9 +16,9 @@ keeps a view of the caller's vector. The output layer uses `output_activation`:
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
+
+from es.resources import physical_memory
 
 from hebbian.kernels import ACTIVATIONS, NUM_TERMS, fold_terms, hebbian_flush, hebbian_step, rule_code
 from hebbian.rules import get_rule
@@ -32,12 +32,9 @@ def check_memory(floats: int, what: str) -> None:
     numpy's zeros are lazily committed pages, so a huge network would be "allocated" and
     then killed by the OS as soon as evolution touches it; checking first gives a reason.
     """
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not available on this platform
-        return
+    total = physical_memory()
     need = 4 * int(floats)
-    if need > total // 2:
+    if total is not None and need > total // 2:
         raise ValueError(f"{what} needs about {need / 2**30:.1f} GiB of memory per worker and this machine has "
                          f"{total / 2**30:.0f} GiB; use smaller --hidden widths")
 
@@ -238,7 +235,8 @@ class StaticNetwork:
                               for i, shape in enumerate(self._shapes)]
 
     def reset(self, seed=None) -> None:
-        """Nothing to draw: the weights are the parameters."""
+        """Nothing to draw (the weights are the parameters); the divergence flag is cleared."""
+        self.diverged = False
 
     def step(self, x: np.ndarray) -> np.ndarray:
         """Forward one input (float32, (sizes[0],)); returns the output after `output_activation`
@@ -253,6 +251,11 @@ class StaticNetwork:
             elif code == 2:
                 np.maximum(out, 0, out=out)
             h = out
+        if not np.isfinite(h.sum()):
+            # Weights that overflow, or a non-finite input: no NaN reaches an environment
+            # (as the Hebbian kernel's guard does for plastic weights).
+            np.nan_to_num(h, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+            self.diverged = True
         return h
 
     @property

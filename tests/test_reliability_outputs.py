@@ -12,7 +12,6 @@ root, for whom chmod stops nothing); the tests that need them skip where mountin
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import shutil
@@ -25,6 +24,7 @@ import pytest
 
 import es
 from hebbian import evaluate
+from script_main import run_script_main
 
 REPO = Path(__file__).resolve().parent.parent
 WATCH = REPO / "scripts" / "watch.py"
@@ -49,19 +49,6 @@ def _one_line(status, stderr, expected_status, *texts):
     assert "Traceback" not in stderr
     for text in texts:
         assert text in stderr, stderr
-
-
-def _script_main(script, argv, capsys):
-    """Run a script's main in this process (imports paid once); (status, stdout, stderr)."""
-    spec = importlib.util.spec_from_file_location(f"{script.stem}_script", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    try:
-        status = module.main([str(a) for a in argv])
-    except SystemExit as e:
-        status = e.code
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def _listing(folder: Path) -> list[str]:
@@ -244,7 +231,7 @@ def test_an_output_that_cannot_be_written_fails_before_any_episode(place, run_di
             result = _run(script, *argv)
             status, out, err = result.returncode, result.stdout, result.stderr
         else:
-            status, out, err = _script_main(script, argv, capsys)
+            status, out, err = run_script_main(script, argv, capsys)
         _one_line(status, err, 2, str(target), expected)
         assert "episode" not in out and out == "", out  # nothing was played
         assert _listing(folder) == before  # no probe, no temporary file, nothing half-written
@@ -263,7 +250,7 @@ def test_default_outputs_in_a_read_only_run_folder_say_where_else_to_write(read_
     result = _run(EVALUATE, read_only_run, "--backend", "serial", "--episodes", "2")
     _one_line(result.returncode, result.stderr, 2, f"{read_only_run}/eval.json", "Read-only file system",
               "--eval-json")
-    status, _, err = _script_main(PLOT, [read_only_run], capsys)
+    status, _, err = run_script_main(PLOT, [read_only_run], capsys)
     _one_line(status, err, 2, f"{read_only_run}/fitness.png", "Read-only file system", "--out")
 
 
@@ -292,7 +279,7 @@ def test_unknown_env_id_in_config_json_is_one_line(run_dir, tmp_path, capsys):
     run = _edit_config(_copy(run_dir, tmp_path), lambda c: c["env"].update(env_id="NoSuchEnv-v9"))
     evaluated = _run(EVALUATE, run, "--backend", "serial", "--episodes", "2")
     _one_line(evaluated.returncode, evaluated.stderr, 2, "'NoSuchEnv-v9'", "not registered here", "install")
-    status, _, err = _script_main(WATCH, [run, "--gif", tmp_path / "x.gif", "--max-steps", "3"], capsys)
+    status, _, err = run_script_main(WATCH, [run, "--gif", tmp_path / "x.gif", "--max-steps", "3"], capsys)
     _one_line(status, err, 2, "'NoSuchEnv-v9'")
     assert not (tmp_path / "x.gif").exists()
     # a LoadedRun built by hand still fails in one line, not deep inside the env package
@@ -313,7 +300,7 @@ def test_a_bad_value_in_config_json_is_one_line(run_dir, tmp_path, capsys):
         with pytest.raises(es.UsageError, match="lots"):
             read()
     seeded = _edit_config(_copy(run_dir, tmp_path, "seeded"), lambda c: c["es_run"].update(seed="abc"))
-    status, _, err = _script_main(EVALUATE, [seeded, "--backend", "serial", "--episodes", "2"], capsys)
+    status, _, err = run_script_main(EVALUATE, [seeded, "--backend", "serial", "--episodes", "2"], capsys)
     _one_line(status, err, 2, "es_run seed", "'abc'")
 
 
@@ -374,7 +361,7 @@ def test_hostile_watch_command_lines_are_one_line(script, cases, real, run_dir, 
             result = _run(script, *argv)
             status, out, err = result.returncode, result.stdout, result.stderr
         else:
-            status, out, err = _script_main(script, argv, capsys)
+            status, out, err = run_script_main(script, argv, capsys)
         _one_line(status, err, expected, text)
         assert "episode" not in out
     assert (run_dir / "config.json").read_bytes() == config_before
@@ -414,19 +401,19 @@ def test_hostile_plot_inputs_are_one_line(run_dir, tmp_path, capsys):
             result = _run(PLOT, *argv)
             status, out, err = result.returncode, result.stdout, result.stderr
         else:
-            status, out, err = _script_main(PLOT, argv, capsys)
+            status, out, err = run_script_main(PLOT, argv, capsys)
         _one_line(status, err, expected, text)
         assert out == ""
     assert not (tmp_path / "t.png").exists()
 
     # a torn last line (a run killed or still writing mid-line) is left out, and said so
     torn = folder("torn-last", (PROGRESS_HEADER + "0,1,2,3,,\n1,2,3.").encode())
-    status, out, err = _script_main(PLOT, [torn, "--out", tmp_path / "torn.png"], capsys)
+    status, out, err = run_script_main(PLOT, [torn, "--out", tmp_path / "torn.png"], capsys)
     _one_line(status, err, 0, "warning", "last line is incomplete", "left out")
     assert out.strip() == str(tmp_path / "torn.png")
     # no wall time recorded at all: a plot, not a RuntimeWarning
     no_time = folder("no-time", (PROGRESS_HEADER + "0,,1,2,,\n1,,2,3,,\n").encode())
-    status, out, err = _script_main(PLOT, [no_time, "--out", tmp_path / "no-time.png"], capsys)
+    status, out, err = run_script_main(PLOT, [no_time, "--out", tmp_path / "no-time.png"], capsys)
     assert status == 0 and err == "", err
     leftovers = [p for p in tmp_path.rglob("*") if ".tmp" in p.name or ".probe" in p.name]
     assert leftovers == []

@@ -2,7 +2,6 @@
 the weights plot, errors."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -16,6 +15,7 @@ import pytest
 
 from es import seeding
 from hebbian import evaluate
+from script_main import run_script_main
 
 REPO = Path(__file__).resolve().parent.parent
 WATCH = REPO / "scripts" / "watch.py"
@@ -152,25 +152,13 @@ def test_quadruped_on_another_morphology(ant_run_dir, tmp_path):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "unknown morphology 'three-legged'" in bad.stderr
 
 
-def _main(argv, capsys, script=WATCH):
-    """Run a script's main (scripts/watch.py by default) in this process (imports are paid once); (status, stderr)."""
-    spec = importlib.util.spec_from_file_location(f"{script.stem}_script", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    try:
-        status = module.main([str(a) for a in argv])
-    except SystemExit as e:
-        status = e.code
-    return status, capsys.readouterr().err
-
-
 def test_bad_input_gives_one_line_and_exit_status_2(run_dir, tmp_path, capsys, monkeypatch):
     # one real process for the exit status itself
     missing = _run(EVALUATE, tmp_path / "missing")
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "does not exist" in missing.stderr
 
     def fails(*args, text, script=WATCH):
-        status, err = _main(args, capsys, script)
+        status, _, err = run_script_main(script, args, capsys)
         assert status == 2 and err.count("\n") == 1 and text in err, err
 
     fails(run_dir, "--checkpoint", "99", script=EVALUATE, text="no checkpoint after 99 generations")
