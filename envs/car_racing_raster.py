@@ -85,6 +85,11 @@ def _nrt_option_available() -> bool:
 # plain ``njit(cache=True)`` and call kernels. ``_nrt`` is a private Numba
 # option; where it is unknown the kernels compile normally (same results).
 _kernel = njit(cache=True, _nrt=False) if _nrt_option_available() else njit(cache=True)
+# Small helpers called per pixel or per polygon row are inlined into their
+# callers at Numba's level: left to LLVM, calls passing several arrays (each
+# a struct of ~7 words) stayed calls and cost more than their bodies.
+_inline = (njit(cache=True, _nrt=False, inline="always") if _nrt_option_available()
+           else njit(cache=True, inline="always"))
 
 
 @njit(cache=True)
@@ -105,17 +110,17 @@ def _draw_ints(coords):
     return out
 
 
-@_kernel
+@_inline
 def _i16(v):
     return ((v + 32768) & 0xFFFF) - 32768
 
 
-@_kernel
+@_inline
 def _i32(v):
     return ((v + 2147483648) & 0xFFFFFFFF) - 2147483648
 
 
-@_kernel
+@_inline
 def _pack(rgb):
     """0xRRGGBB -> the row buffers' pixel ``r << 32 | g << 16 | b``.
 
@@ -125,70 +130,113 @@ def _pack(rgb):
     return ((rgb & 0xFF0000) << 16) | ((rgb & 0xFF00) << 8) | (rgb & 0xFF)
 
 
-@_kernel
+@_inline
 def _unpack(pixel):
     """Row-buffer pixel -> 0xRRGGBB."""
     return ((pixel >> 16) & 0xFF0000) | ((pixel >> 8) & 0xFF00) | (pixel & 0xFF)
 
 
-# A row being painted is ``pixels`` (W,) int64 packed, plus ``dirty`` (w,)
-# bool and ``window_of`` (W + 1,) int64. smoothscale shrinks windows of ~10
-# pixels into one; a window whose pixels are all equal needs no summing.
-# Every write marks the windows where it may create a colour change (between
-# pixels c - 1 and c; window_of[c] is the window holding both, or -1) as
-# dirty.
+# A canvas row being painted is a list of runs of one colour each: ``row``
+# (3, capacity) int64 holds run starts (ascending, the first at pixel 0),
+# packed colours and palette entries (a row of the frame's colour tables, see
+# _colour_tables, or -1), and ``meta`` (2,) int64 the run count and the row's
+# width. A run of a palette colour that covers whole smoothscale windows is
+# shrunk by copying that colour's precomputed outputs; everything else is
+# summed from the runs. Canvas rows hold a handful of runs (5-15 in steady
+# driving), so painting a polygon's span or an outline pixel moves a few
+# dozen integers instead of storing hundreds of pixels.
 
 
-@_kernel
-def _mark(dirty, window_of, c):
-    window = window_of[c]
-    if window >= 0:
-        dirty[window] = True
+@_inline
+def _run_at(row, count, x):
+    """Index of the run holding pixel ``x``: the last run starting at or before it."""
+    i = 0
+    while i + 1 < count and row[0, i + 1] <= x:
+        i += 1
+    return i
 
 
-@_kernel
-def _fill(pixels, dirty, window_of, x1, x2, color):
-    """Set pixels ``x1..x2`` (inclusive, clipped to the row) to ``color``.
+@_inline
+def _clear(row, meta, color, palette):
+    """The whole row becomes one run of ``color``."""
+    row[0, 0], row[1, 0], row[2, 0] = 0, color, palette
+    meta[0] = 1
 
-    A slice assignment: Numba compiles it to a vectorised store loop, which
-    an indexed loop (negative-index wrap-around checks) is not.
+
+@_inline
+def _fill(row, meta, x1, x2, color, palette):
+    """Pixels ``x1..x2`` (inclusive, clipped to the row) become ``color``.
+
+    The runs the span covers are replaced by one (merged with a neighbour of
+    the same colour); the run holding pixel ``x2 + 1`` restarts there.
     """
-    lo, hi = max(x1, 0), min(x2, pixels.shape[0] - 1) + 1
-    if lo < hi:
-        pixels[lo:hi] = color
-        _mark(dirty, window_of, lo)
-        _mark(dirty, window_of, hi)
+    width = meta[1]
+    x1, x2 = max(x1, 0), min(x2, width - 1)
+    if x1 > x2:
+        return
+    count = meta[0]
+    first = _run_at(row, count, x1)
+    at = first if row[0, first] == x1 else first + 1  # where the new run goes
+    merge_left = at > 0 and row[1, at - 1] == color
+    if merge_left and row[2, at - 1] < 0:
+        row[2, at - 1] = palette
+    tail = x2 + 1 < width  # pixels after the span keep their colour
+    last = first
+    if tail:
+        while last + 1 < count and row[0, last + 1] <= x2 + 1:
+            last += 1
+    else:
+        last = count - 1
+    tail_color, tail_palette = row[1, last], row[2, last]
+    tail_run = tail and tail_color != color
+    if tail and not tail_run and palette < 0:  # the tail merges into the new run
+        palette = tail_palette
+    rest = last + 1  # the first untouched run
+    dest = at + (0 if merge_left else 1) + (1 if tail_run else 0)
+    moved = count - rest
+    if dest < rest:
+        for i in range(moved):
+            row[0, dest + i], row[1, dest + i], row[2, dest + i] = (
+                row[0, rest + i], row[1, rest + i], row[2, rest + i])
+    elif dest > rest:
+        for i in range(moved - 1, -1, -1):
+            row[0, dest + i], row[1, dest + i], row[2, dest + i] = (
+                row[0, rest + i], row[1, rest + i], row[2, rest + i])
+    put = at
+    if not merge_left:
+        row[0, put], row[1, put], row[2, put] = x1, color, palette
+        put += 1
+    if tail_run:
+        row[0, put], row[1, put], row[2, put] = x2 + 1, tail_color, tail_palette
+    meta[0] = dest + moved
 
 
-@_kernel
-def _set(pixels, dirty, window_of, x, color):
+@_inline
+def _set(row, meta, x, color):
     """Set pixel ``x`` (ignored off the row) to ``color``."""
-    if 0 <= x < pixels.shape[0]:
-        pixels[x] = color
-        _mark(dirty, window_of, x)
-        _mark(dirty, window_of, x + 1)
+    _fill(row, meta, x, x, color, -1)
 
 
-@_kernel
-def _blend(pixels, dirty, window_of, x, color, alpha):
+@_inline
+def _blend(row, meta, x, color, alpha):
     """SDL_gfx ``_putPixelAlpha`` (DEFAULT routine, 32 bpp, no alpha mask).
 
     Each channel becomes ``d + ((c - d) * alpha >> 8)`` (floor shift; the C
-    unsigned wrap-around gives exactly this). Pixels and ``color`` are packed
-    (see _pack).
+    unsigned wrap-around gives exactly this). Colours are packed (see _pack).
     """
-    if x < 0 or x >= pixels.shape[0]:
+    if x < 0 or x >= meta[1]:
         return
-    d = pixels[x]
+    d = row[1, _run_at(row, meta[0], x)]
     out = 0
     for shift in (32, 16, 0):
         dc = (d >> shift) & 255
         cc = (color >> shift) & 255
         out |= ((dc + (((cc - dc) * alpha) >> 8)) & 255) << shift
-    _set(pixels, dirty, window_of, x, out)
+    if out != d:
+        _fill(row, meta, x, x, out, -1)
 
 
-@_kernel
+@_inline
 def _clip_code(x, y, right, bottom):
     code = 0
     if x < 0:
@@ -287,9 +335,9 @@ def _aaline_record(x1, y1, x2, y2, width, height, rec):
     rec[5], rec[6], rec[7] = last, xdir, erradj
 
 
-@_kernel
+@_inline
 def _outside(spans, count, x):
-    """Whether pixel ``x`` lies outside all ``count`` spans (see _gfx_spans)."""
+    """Whether pixel ``x`` lies outside all ``count`` spans (see _gfx_span_table)."""
     for s in range(count):
         if spans[2 * s] <= x <= spans[2 * s + 1]:
             return False
@@ -297,7 +345,7 @@ def _outside(spans, count, x):
 
 
 @_kernel
-def _aaline_row(records, j, row, color, spans, count, pixels, dirty, window_of):
+def _aaline_row(records, j, row, color, palette, spans, count, runs, meta):
     """Paint row ``row`` of the anti-aliased line ``records[j]`` (see _aaline_record).
 
     Pixels inside the ``count`` ``spans`` the polygon's fill paints next on
@@ -309,13 +357,13 @@ def _aaline_row(records, j, row, color, spans, count, pixels, dirty, window_of):
     kind = records[j, 0]
     if kind == _VLINE:
         if _outside(spans, count, records[j, 1]):
-            _set(pixels, dirty, window_of, records[j, 1], color)
+            _set(runs, meta, records[j, 1], color)
         return
     if kind == _HLINE:
-        _fill(pixels, dirty, window_of, records[j, 2], records[j, 3], color)
+        _fill(runs, meta, records[j, 2], records[j, 3], color, palette)
         return
     if row == records[j, 2] and _outside(spans, count, records[j, 1]):  # first pixel, solid
-        _set(pixels, dirty, window_of, records[j, 1], color)
+        _set(runs, meta, records[j, 1], color)
     x0, y0, last = records[j, 3], records[j, 4], records[j, 5]
     xdir, erradj = records[j, 6], records[j, 7]
     if kind == _WU_Y:  # one step per row: a pixel and its neighbour in x
@@ -325,13 +373,13 @@ def _aaline_row(records, j, row, color, spans, count, pixels, dirty, window_of):
             wgt = (acc >> 24) & 255
             x = x0 + xdir * (acc >> 32)
             if _outside(spans, count, x):
-                _blend(pixels, dirty, window_of, x, color, (255 * (255 - wgt)) >> 8)
+                _blend(runs, meta, x, color, (255 * (255 - wgt)) >> 8)
             if _outside(spans, count, x + xdir):
-                _blend(pixels, dirty, window_of, x + xdir, color, (255 * wgt) >> 8)
+                _blend(runs, meta, x + xdir, color, (255 * wgt) >> 8)
     elif kind == _WU_DIAG:  # the paired pixel gets weight 0: no change
         n = row - y0
         if 1 <= n <= last and _outside(spans, count, x0 + xdir * n):
-            _blend(pixels, dirty, window_of, x0 + xdir * n, color, (255 * 255) >> 8)
+            _blend(runs, meta, x0 + xdir * n, color, (255 * 255) >> 8)
     else:  # x-major: the steps whose y (or y + 1, the paired pixel) is `row`
         for pair in range(2):
             m = row - y0 - pair
@@ -351,10 +399,10 @@ def _aaline_row(records, j, row, color, spans, count, pixels, dirty, window_of):
                     alpha = (255 * wgt) >> 8
                 else:
                     alpha = (255 * (255 - wgt)) >> 8
-                _blend(pixels, dirty, window_of, x, color, alpha)
+                _blend(runs, meta, x, color, alpha)
 
 
-@_kernel
+@_inline
 def _sort_small(values, count):
     for i in range(1, count):
         v = values[i]
@@ -371,41 +419,74 @@ def _sort_small(values, count):
 # is updated atomically, a cost that showed at ~100 polygon rows per frame.
 
 
-@_kernel
-def _gfx_spans(vx, vy, a, b, miny, maxy, row, ints):
-    """The spans SDL_gfx ``filledPolygonColorMT`` draws on ``row`` (Sint16 vertices).
+@njit(cache=True)
+def _gfx_span_table(vx, vy, start, bounds, height):
+    """The spans SDL_gfx ``filledPolygonColorMT`` draws, for every row of every
+    polygon (Sint16 vertices), computed edge by edge.
 
-    Returns the number of spans; span ``i`` is ``ints[2i]..ints[2i + 1]``
-    (inclusive, unclipped, ends ordered as ``hlineColor`` orders them).
+    Returns ``(first, count, ends)``: polygon ``i``'s row ``y`` (within its
+    vertex rows, clipped to the canvas) is entry ``k = first[i] + y -
+    max(miny, 0)``, with ``count[k]`` spans, span ``s`` being
+    ``ends[k, 2s]..ends[k, 2s + 1]`` (inclusive, unclipped, ends ordered as
+    ``hlineColor`` orders them). One pass per edge over its rows replaces
+    a pass over every edge per row.
     """
-    if row < miny or row > maxy:
-        return 0
-    count = 0
-    for i in range(a, b):
-        prev = b - 1 if i == a else i - 1
-        y1, y2 = vy[prev], vy[i]
-        if y1 < y2:
-            x1, x2 = vx[prev], vx[i]
-        elif y1 > y2:
-            y1, y2 = vy[i], vy[prev]
-            x1, x2 = vx[i], vx[prev]
-        else:
+    polygons = start.shape[0] - 1
+    first = np.zeros(polygons, np.int64)
+    vertices, total = 2, 0
+    for i in range(polygons):
+        vertices = max(vertices, start[i + 1] - start[i])
+        first[i] = total
+        lo, hi = max(bounds[2, i], 0), min(bounds[3, i], height - 1)
+        if lo <= hi:
+            total += hi - lo + 1
+    count = np.zeros(total, np.int64)
+    ends = np.empty((total, vertices), np.int64)
+    for i in range(polygons):
+        a, b = start[i], start[i + 1]
+        lo, hi, maxy = max(bounds[2, i], 0), min(bounds[3, i], height - 1), bounds[3, i]
+        if lo > hi:
             continue
-        if (y1 <= row < y2) or (row == maxy and y1 < row <= y2):
-            step = _i32((65536 * (row - y1)) // (y2 - y1))
-            ints[count] = _i32(_i32(step * (x2 - x1)) + _i32(65536 * x1))
-            count += 1
-    _sort_small(ints, count)
-    for i in range(0, count - 1, 2):
-        xa = _i32(ints[i] + 1)
-        xa = _i16((xa >> 16) + ((xa & 32768) >> 15))
-        xb = _i32(ints[i + 1] - 1)
-        xb = _i16((xb >> 16) + ((xb & 32768) >> 15))
-        ints[i], ints[i + 1] = min(xa, xb), max(xa, xb)  # hlineColor swaps its ends
-    return count // 2
+        for e in range(a, b):
+            prev = b - 1 if e == a else e - 1
+            y1, y2 = vy[prev], vy[e]
+            if y1 < y2:
+                x1, x2 = vx[prev], vx[e]
+            elif y1 > y2:
+                y1, y2 = vy[e], vy[prev]
+                x1, x2 = vx[e], vx[prev]
+            else:
+                continue
+            # C: rows y1 <= y < y2, and the bottom row for an edge ending there.
+            stop = min(y2 - 1, hi)
+            if y2 == maxy and maxy <= hi:
+                stop = maxy
+            for y in range(max(y1, lo), stop + 1):
+                # C's integer division, as a float64 division: both operands
+                # are exact (< 2**33), y >= y1 makes the quotient >= 0, and a
+                # non-integer one lies >= 1 / (y2 - y1) >= 2**-16 from an
+                # integer, far beyond the division's rounding error (< 2**-20):
+                # truncating it is C's result (an int64 division of these
+                # ~10**9 numerators took ~70 ns here).
+                step = _i32(int(np.float64(65536 * (y - y1)) / np.float64(y2 - y1)))
+                k = first[i] + y - lo
+                ends[k, count[k]] = _i32(_i32(step * (x2 - x1)) + _i32(65536 * x1))
+                count[k] += 1
+        for k in range(first[i], first[i] + hi - lo + 1):
+            ints = ends[k]
+            n = count[k]
+            _sort_small(ints, n)
+            for j in range(0, n - 1, 2):
+                xa = _i32(ints[j] + 1)
+                xa = _i16((xa >> 16) + ((xa & 32768) >> 15))
+                xb = _i32(ints[j + 1] - 1)
+                xb = _i16((xb >> 16) + ((xb & 32768) >> 15))
+                ints[j], ints[j + 1] = min(xa, xb), max(xa, xb)  # hlineColor swaps its ends
+            count[k] = n // 2
+    return first, count, ends
 
 
-@_kernel
+@_inline
 def _draw_spans(vx, vy, a, b, miny, maxy, row, ints):
     """The spans pygame ``draw_fillpoly`` (``draw_filltri`` for 3 vertices)
     draws on ``row``; ``miny``/``maxy`` are the extreme vertex rows.
@@ -456,7 +537,7 @@ def _draw_spans(vx, vy, a, b, miny, maxy, row, ints):
     return count // 2
 
 
-@_kernel
+@_inline
 def _filltri_span(vx, vy, a, row):
     """The span pygame ``draw_filltri`` draws on ``row`` (vertices ``a..a + 2``;
     ``row`` within their rows)."""
@@ -481,7 +562,7 @@ def _filltri_span(vx, vy, a, row):
     return x1, x2
 
 
-@_kernel
+@_inline
 def _spans_cover_row(ints, count, width):
     """Whether one of ``count`` spans in ``ints`` (see _draw_spans) covers
     pixels ``0..width - 1``."""
@@ -549,58 +630,59 @@ def _rows_to_polygons(bounds, height):
 
 
 @_kernel
-def _paint_gfx_row(
-    row, vx, vy, start, color, records, bounds, offsets, polygons, ints,
-    pixels, dirty, window_of, background,
-):
+def _paint_gfx_row(row, gfx, runs, meta, background, background_palette):
     """Canvas row ``row``, cleared to ``background``, then each SDL_gfx polygon
     of the row (see _rows_to_polygons): ``aapolygon``, then ``filled_polygon``.
 
     Starts instead at the last polygon whose fill covers the whole row (the
     background square, mostly): everything painted before it is hidden.
-    Colours are packed pixels.
+    ``gfx`` is what _gfx_polygons prepares; colours are packed pixels.
     """
-    width = pixels.shape[0]
+    vx, vy, start, color, palette, records, bounds, offsets, polygons, spans = gfx
+    first_row, count, ends = spans
+    width = meta[1]
     first, last = offsets[row], offsets[row + 1]
     covered = False
     for n in range(last - 1, first - 1, -1):
         i = polygons[n]
         if bounds[0, i] > 0 or bounds[1, i] < width - 1:
             continue
-        spans = _gfx_spans(vx, vy, start[i], start[i + 1], bounds[2, i], bounds[3, i], row, ints)
-        if _spans_cover_row(ints, spans, width):
-            _clear(pixels, dirty, window_of, color[i])
+        k = first_row[i] + row - max(bounds[2, i], 0)
+        if _spans_cover_row(ends[k], count[k], width):
+            _clear(runs, meta, color[i], palette[i])
             first = n + 1
             covered = True
             break
     if not covered:
-        _clear(pixels, dirty, window_of, background)
+        _clear(runs, meta, background, background_palette)
     for n in range(first, last):
         i = polygons[n]
-        a, b = start[i], start[i + 1]
-        spans = _gfx_spans(vx, vy, a, b, bounds[2, i], bounds[3, i], row, ints)
-        for j in range(a, b):
-            _aaline_row(records, j, row, color[i], ints, spans, pixels, dirty, window_of)
-        for s in range(spans):
-            _fill(pixels, dirty, window_of, ints[2 * s], ints[2 * s + 1], color[i])
+        k = first_row[i] + row - max(bounds[2, i], 0)
+        row_spans, row_count = ends[k], count[k]
+        for j in range(start[i], start[i + 1]):
+            _aaline_row(records, j, row, color[i], palette[i], row_spans, row_count, runs, meta)
+        for s in range(row_count):
+            _fill(runs, meta, row_spans[2 * s], row_spans[2 * s + 1], color[i], palette[i])
 
 
 @_kernel
-def _paint_draw_row(row, vx, vy, start, color, bounds, first, ints, pixels, dirty, window_of):
+def _paint_draw_row(row, vx, vy, start, color, palette, bounds, first, ints, runs, meta):
     """Canvas row ``row`` of each ``pygame.draw.polygon`` from ``first`` on, in turn
     (``drawhorzlineclipbounding`` per span: ends ordered, clipped)."""
     for i in range(first, start.shape[0] - 1):
+        if row < bounds[2, i] or row > bounds[3, i]:
+            continue
         spans = _draw_spans(vx, vy, start[i], start[i + 1], bounds[2, i], bounds[3, i], row, ints)
         for s in range(spans):
             x1, x2 = ints[2 * s], ints[2 * s + 1]
-            _fill(pixels, dirty, window_of, min(x1, x2), max(x1, x2), color[i])
+            _fill(runs, meta, min(x1, x2), max(x1, x2), color[i], palette[i])
 
 
 @_kernel
 def _last_draw_cover(row, vx, vy, start, bounds, ints, width):
     """The last ``pygame.draw.polygon`` whose fill covers all of ``row``, or -1."""
     for i in range(start.shape[0] - 2, -1, -1):
-        if bounds[0, i] > 0 or bounds[1, i] < width - 1:
+        if bounds[0, i] > 0 or bounds[1, i] < width - 1 or row < bounds[2, i] or row > bounds[3, i]:
             continue
         spans = _draw_spans(vx, vy, start[i], start[i + 1], bounds[2, i], bounds[3, i], row, ints)
         if _spans_cover_row(ints, spans, width):
@@ -609,13 +691,36 @@ def _last_draw_cover(row, vx, vy, start, bounds, ints, width):
 
 
 @_kernel
-def _blit_row(row, text, text_x, text_y, pixels, dirty, window_of):
-    """Row ``row`` of an opaque blit of ``text`` (h, w) packed pixels at (text_x, text_y)."""
+def _blit_row(row, text, text_x, text_y, runs, meta):
+    """Row ``row`` of an opaque blit of ``text`` (h, w) packed pixels at (text_x, text_y).
+
+    The text's pixels replace the covered span as its own runs, spliced in at
+    once (a glyph row holds dozens of runs; inserting them one by one would
+    shift the rest of the row each time).
+    """
     ty = row - text_y
     if ty < 0 or ty >= text.shape[0]:
         return
-    for tx in range(text.shape[1]):
-        _set(pixels, dirty, window_of, text_x + tx, text[ty, tx])
+    width = meta[1]
+    lo, hi = max(text_x, 0), min(text_x + text.shape[1], width) - 1
+    if lo > hi:
+        return
+    pixels = text[ty]
+    m = 1  # runs of the text's row within lo..hi
+    for x in range(lo + 1, hi + 1):
+        if pixels[x - text_x] != pixels[x - 1 - text_x]:
+            m += 1
+    _fill(runs, meta, lo, hi, -1, -1)  # a placeholder run: -1 is no colour, never merged
+    at = _run_at(runs, meta[0], lo)
+    count = meta[0]
+    for i in range(count - 1, at, -1):  # open m - 1 slots after the placeholder
+        runs[0, i + m - 1], runs[1, i + m - 1], runs[2, i + m - 1] = runs[0, i], runs[1, i], runs[2, i]
+    put = at
+    for x in range(lo, hi + 1):
+        if x == lo or pixels[x - text_x] != pixels[x - 1 - text_x]:
+            runs[0, put], runs[1, put], runs[2, put] = x, pixels[x - text_x], -1
+            put += 1
+    meta[0] = count + m - 1
 
 
 @njit(cache=True)
@@ -645,127 +750,230 @@ def _shrink_plan(src, dst):
 
 
 @njit(cache=True)
-def _window_of(boundary, width):
-    """``window_of`` for a row (see _mark): change point ``c`` (between pixels
-    ``c - 1`` and ``c``) lies inside window ``k`` if ``lo_k < c <= boundary[k]``,
-    where ``lo_k`` follows the previous boundary; otherwise -1."""
-    window_of = np.full(width + 1, -1, np.int64)
-    x = 0
-    for k in range(boundary.shape[0]):
-        window_of[x + 1 : boundary[k] + 1] = k
-        x = boundary[k] + 1
-    return window_of
+def _shrink_x_plan(width, out_w):
+    """``filter_shrink_X_SSE2`` of rows of ``width`` to ``out_w`` as per-output
+    terms: ``(boundary, counter, share, recip)`` where output ``k`` sums the
+    pixels strictly between ``boundary[k - 1]`` and ``boundary[k]``, plus
+    ``counter[k]`` of pixel ``boundary[k]`` and ``share[k]`` (the rest left
+    by the previous output; 0 for the first) of pixel ``boundary[k - 1]``."""
+    boundary, counter, recip = _shrink_plan(width, out_w)
+    share = np.zeros(out_w, np.int64)
+    share[1:] = _ONE - counter[:-1]
+    return boundary, counter, share, recip
+
+
+@_inline
+def _shrunk_value(whole, last, previous, k, counter, share, recip, channel):
+    """One output channel of the X shrink: ``whole`` the packed sum of the
+    whole pixels, ``last``/``previous`` the packed boundary pixels; the SSE2
+    filter's ``mulhi`` truncations (`>> 16`) and saturation."""
+    shift = 32 - 16 * channel
+    edge = ((last >> shift) & 255) << 2
+    before = ((previous >> shift) & 255) << 2
+    value = ((whole >> shift) & 0xFFFF) + ((edge * counter[k]) >> 16) + ((before * share[k]) >> 16)
+    return min((value * recip) >> 16, 255)
+
+
+@njit(cache=True)
+def _colour_tables(colors, plan):
+    """X-shrink outputs (P, 3, w) uint8 of windows lying inside one run of
+    each packed colour in ``colors`` (P,): copied instead of computed."""
+    boundary, counter, share, recip = plan
+    tables = np.empty((colors.shape[0], 3, boundary.shape[0]), np.uint8)
+    for p in range(colors.shape[0]):
+        c = colors[p]
+        for k in range(boundary.shape[0]):
+            whole = (boundary[k] - (boundary[k - 1] + 1 if k > 0 else 0)) * c
+            for channel in range(3):
+                tables[p, channel, k] = _shrunk_value(whole, c, c, k, counter, share, recip, channel)
+    return tables
 
 
 @_kernel
-def _clear(pixels, dirty, window_of, color):
-    """Fill the whole row with ``color``: every window is uniform again."""
-    pixels[:] = color
-    dirty[:] = False
-
-
-@_kernel
-def _sum_row(pixels, dirty, boundary, sums, last):
-    """Gather one row for the X shrink: per output ``k`` the packed sum of the
-    whole pixels before ``boundary[k]`` (``sums[k]``) and the boundary pixel
-    itself (``last[k]``).
-
-    A clean window's pixels all equal its boundary pixel: a product suffices.
-    """
-    x = 0
-    for k in range(boundary.shape[0]):
-        end = boundary[k]
-        edge = pixels[end]
-        if not dirty[k]:
-            acc = (end - x) * edge
-        elif end - x == 9 or end - x == 10:
-            # 1000 -> 96 pixels: 9 or 10 whole pixels; unrolled, ~20% faster.
-            acc = (pixels[x] + pixels[x + 1]) + (pixels[x + 2] + pixels[x + 3])
-            acc += (pixels[x + 4] + pixels[x + 5]) + (pixels[x + 6] + pixels[x + 7])
-            acc += pixels[x + 8]
-            if end - x == 10:
-                acc += pixels[x + 9]
-        else:
-            acc = 0
-            for i in range(x, end):
-                acc += pixels[i]
-        sums[k] = acc
-        last[k] = edge
-        x = end + 1
-
-
-@_kernel
-def _shrink_row_x(pixels, dirty, plan, work, out):
+def _shrink_row_x(runs, meta, plan, tables, out):
     """``filter_shrink_X_SSE2`` of one painted row -> ``out`` (3 * w,) uint8,
     channel-major (R block, G block, B block).
 
-    ``plan`` is ``_shrink_plan(W, w)``; ``work`` three (w,) int64 scratch
-    rows. Output ``k`` accumulates, besides its whole pixels, the mulhi shares
-    of its boundary pixel (``counter[k]``) and of the previous one (the rest).
-    The loops over ``k`` have provably non-negative indices, so they vectorise.
+    Output ``k`` depends on pixels ``boundary[k - 1]..boundary[k]`` (from 0
+    for the first). Where one run of a palette colour holds all of them, a
+    stretch of outputs is copied from that colour's table; otherwise the
+    whole pixels are summed run by run (packed: three channels per add).
     """
-    boundary, counter, recip = plan
-    sums, last, value = work
-    _sum_row(pixels, dirty, boundary, sums, last)
-    width = boundary.shape[0]
-    for channel in range(3):
-        shift = 32 - 16 * channel
-        for k in range(width):
-            edge = ((last[k] >> shift) & 255) << 2
-            value[k] = ((sums[k] >> shift) & 0xFFFF) + ((edge * counter[k]) >> 16)
-        for k in range(width - 1):
-            edge = ((last[k] >> shift) & 255) << 2
-            value[k + 1] += (edge * (_ONE - counter[k])) >> 16
-        shrunk = out[channel * width : (channel + 1) * width]
-        for k in range(width):
-            shrunk[k] = min((value[k] * recip) >> 16, 255)
+    boundary, counter, share, recip = plan
+    width, count, w = meta[1], meta[0], boundary.shape[0]
+    r = 0  # the run holding the window's first pixel
+    k = 0
+    while k < w:
+        lo = boundary[k - 1] if k > 0 else 0
+        while r + 1 < count and runs[0, r + 1] <= lo:
+            r += 1
+        end = runs[0, r + 1] if r + 1 < count else width
+        p = runs[2, r]
+        if p >= 0 and boundary[k] < end:
+            stop = k + 1
+            while stop < w and boundary[stop] < end:
+                stop += 1
+            for channel in range(3):
+                for i in range(k, stop):
+                    out[channel * w + i] = tables[p, channel, i]
+            k = stop
+            continue
+        whole, last, previous = _window_inputs(runs, count, width, boundary, k, r)
+        for channel in range(3):
+            out[channel * w + k] = _shrunk_value(
+                whole, last, previous, k, counter, share, recip, channel)
+        k += 1
+
+
+@_inline
+def _window_inputs(runs, count, width, boundary, k, r):
+    """The X shrink's inputs for output ``k``: the packed sum of its whole
+    pixels, its boundary pixel and the previous output's boundary pixel (0
+    for the first). ``r``: a run at or before the window's first pixel."""
+    lo = boundary[k - 1] if k > 0 else 0
+    while r + 1 < count and runs[0, r + 1] <= lo:
+        r += 1
+    whole = 0
+    q = r
+    x = lo + 1 if k > 0 else 0
+    while x < boundary[k]:
+        while q + 1 < count and runs[0, q + 1] <= x:
+            q += 1
+        stop = min(runs[0, q + 1] if q + 1 < count else width, boundary[k])
+        whole += (stop - x) * runs[1, q]
+        x = stop
+    while q + 1 < count and runs[0, q + 1] <= boundary[k]:
+        q += 1
+    return whole, runs[1, q], runs[1, r] if k > 0 else 0
+
+
+# Consecutive canvas rows differ only where an edge moved (by about a pixel
+# per row): a row's X shrink starts from the previous row's and recomputes
+# just the outputs whose pixels changed, and the Y filter adds a lane's value
+# times the number of rows it held, when it changes, instead of every row.
+# ``line`` (3 * w,) uint8 is the current X-shrunk row, ``acc`` (3 * w,) int64
+# the Y filter's sums up to row ``since`` (3 * w,) int64 of each lane.
 
 
 @_kernel
-def _shrink_y(rows, boundary, counter, recip, acc, out):
-    """``filter_shrink_Y_SSE2``: ``rows`` (H, L) uint8 -> ``out`` (h, L) uint8,
-    using ``acc`` (L,) int64 as the accumulator line."""
-    lanes = rows.shape[1]
-    acc[:] = 0
-    y = 0
-    for k in range(boundary.shape[0]):
-        end = boundary[k]
-        while y < end:
-            for i in range(lanes):
-                acc[i] += rows[y, i]
-            y += 1
-        yc = counter[k]
-        yf = _ONE - yc
-        for i in range(lanes):
-            edge = np.int64(rows[end, i]) << 2
-            out[k, i] = min(((((edge * yc) >> 16) + acc[i]) * recip) >> 16, 255)
-            acc[i] = (edge * yf) >> 16
-        y = end + 1
+def _remember_runs(runs, meta, seen, seen_count):
+    """Copy the row's runs to ``seen``, the previous row for the next one."""
+    count = meta[0]
+    for i in range(count):
+        seen[0, i], seen[1, i] = runs[0, i], runs[1, i]
+    seen_count[0] = count
+
+
+@_inline
+def _set_lane(line, acc, since, lane, value, y):
+    """Lane ``lane`` of the X-shrunk row becomes ``value`` from row ``y`` on."""
+    if line[lane] != value:
+        acc[lane] += (y - since[lane]) * line[lane]
+        line[lane] = value
+        since[lane] = y
+
+
+@_kernel
+def _shrink_row_changes(runs, meta, seen, seen_count, y, plan, window_at, line, acc, since):
+    """Update the X-shrunk row for row ``y``: recompute the outputs whose
+    pixels differ between ``seen`` (the previous row's runs) and ``runs``.
+
+    Pixel ``x`` feeds output ``window_at[x]`` (the first whose boundary is at
+    or after it; ``w`` past the last), and a boundary pixel the next output too.
+    """
+    boundary, counter, share, recip = plan
+    width, count, old, w = meta[1], meta[0], seen_count[0], boundary.shape[0]
+    i = j = 0
+    x = 0
+    done = -1  # outputs up to here are recomputed
+    while x < width:
+        next_old = seen[0, i + 1] if i + 1 < old else width
+        next_new = runs[0, j + 1] if j + 1 < count else width
+        end = min(next_old, next_new)
+        if seen[1, i] != runs[1, j]:  # pixels x..end - 1 changed
+            first, last = max(window_at[x], done + 1), window_at[end - 1]
+            if last < w and boundary[last] == end - 1:
+                last += 1
+            for k in range(first, min(last, w - 1) + 1):
+                whole, edge, previous = _window_inputs(runs, count, width, boundary, k, 0)
+                for channel in range(3):
+                    value = _shrunk_value(whole, edge, previous, k, counter, share, recip, channel)
+                    _set_lane(line, acc, since, channel * w + k, value, y)
+            done = max(done, last)
+        x = end
+        if next_old == end:
+            i += 1
+        if next_new == end:
+            j += 1
+
+
+@_kernel
+def _shrink_y_row(line, y, plan, output_of, acc, since, out):
+    """``filter_shrink_Y_SSE2`` at row ``y``: a boundary row ``k = output_of[y]``
+    completes output row ``out[k]`` (h, L) from the rows summed since the last
+    one and its own share, and starts the next with the rest of its share."""
+    k = output_of[y]
+    if k < 0:
+        return
+    boundary, counter, recip = plan
+    yc = counter[k]
+    yf = _ONE - yc
+    for i in range(line.shape[0]):
+        edge = np.int64(line[i]) << 2
+        whole = acc[i] + (y - since[i]) * np.int64(line[i])
+        out[k, i] = min(((((edge * yc) >> 16) + whole) * recip) >> 16, 255)
+        acc[i] = (edge * yf) >> 16
+        since[i] = y + 1
+
+
+@_kernel
+def _shrink_row(runs, meta, seen, seen_count, y, xplan, tables, window_at, line, acc, since,
+                yplan, output_of, out):
+    """Shrink painted row ``y`` into the frame ``out`` (h, 3 * w): in X, from
+    scratch for the first row and by changes after; then in Y."""
+    if seen_count[0] < 0:
+        _shrink_row_x(runs, meta, xplan, tables, line)
+        for i in range(since.shape[0]):
+            since[i] = y
+    else:
+        _shrink_row_changes(runs, meta, seen, seen_count, y, xplan, window_at, line, acc, since)
+    _remember_runs(runs, meta, seen, seen_count)
+    _shrink_y_row(line, y, yplan, output_of, acc, since, out)
 
 
 @njit(cache=True)
-def _shrink_work(width, out_w):
-    """For shrinking rows of ``width`` to ``out_w``: the plan, scratch rows,
-    ``dirty`` and ``window_of`` (see _shrink_row_x and _mark)."""
-    plan = _shrink_plan(width, out_w)
-    work = (np.empty(out_w, np.int64), np.empty(out_w, np.int64), np.empty(out_w, np.int64))
-    return plan, work, np.zeros(out_w, np.bool_), _window_of(plan[0], width)
+def _shrink_state(width, out_w, height, out_h):
+    """Plans and buffers of the X and Y shrink (see _shrink_row), colour tables apart."""
+    xplan = _shrink_x_plan(width, out_w)
+    window_at = np.full(width, out_w, np.int64)
+    x = 0
+    for k in range(out_w):
+        window_at[x : xplan[0][k] + 1] = k
+        x = xplan[0][k] + 1
+    yplan, output_of = _shrink_y_plan(height, out_h)
+    lanes = 3 * out_w
+    buffers = (np.zeros(lanes, np.uint8), np.zeros(lanes, np.int64), np.zeros(lanes, np.int64),
+               np.empty((out_h, lanes), np.uint8))
+    return xplan, window_at, yplan, output_of, buffers
 
 
 @njit(cache=True)
-def _shrink_columns(shrunk, out_h):
-    """Shrink the X-shrunk rows (H, 3 * w) uint8 in Y: (out_h, w, 3) uint8 RGB."""
-    height, lanes = shrunk.shape
-    out_w = lanes // 3
-    yb, yc, yr = _shrink_plan(height, out_h)
-    planar = np.empty((out_h, lanes), np.uint8)
-    _shrink_y(shrunk, yb, yc, yr, np.empty(lanes, np.int64), planar)
-    out = np.empty((out_h, out_w, 3), np.uint8)
-    for y in range(out_h):
-        for channel in range(3):
-            for x in range(out_w):
-                out[y, x, channel] = planar[y, channel * out_w + x]
-    return out
+def _shrink_y_plan(height, out_h):
+    """The Y filter's plan and, per source row, the output it completes (or -1)."""
+    plan = _shrink_plan(height, out_h)
+    output_of = np.full(height, -1, np.int64)
+    for k in range(out_h):
+        output_of[plan[0][k]] = k
+    return plan, output_of
+
+
+@njit(cache=True)
+def _palette(gcolor, dcolor, hcolor):
+    """The frame's distinct 0xRRGGBB colours (black included: the fresh
+    Surface) and the index among them of each polygon's colour and of black."""
+    distinct = np.unique(np.concatenate((gcolor, dcolor, hcolor, np.zeros(1, np.int64))))
+    return (distinct, np.searchsorted(distinct, gcolor), np.searchsorted(distinct, dcolor),
+            np.searchsorted(distinct, hcolor), np.searchsorted(distinct, 0))
 
 
 @njit(cache=True)
@@ -777,53 +985,80 @@ def _packed_colors(colors):
 
 
 @_kernel
-def _paint_frame_rows(gfx, scene, hud, text, ints, pixels, dirty, window_of, plan, work, shrunk):
-    """Paint every output row of the flipped frame and shrink it in X into
-    ``shrunk`` (H, 3 * w) (see render_state_frame; the tuples hold its
-    arguments, prepared)."""
-    gvx, gvy, gstart, gcolor, records, gbounds, offsets, polygons = gfx
-    dvx, dvy, dstart, dcolor, dbounds = scene
-    hvx, hvy, hstart, hcolor, hbounds = hud
-    text_pixels, text_x, text_y = text
-    height, width = shrunk.shape[0], pixels.shape[0]
+def _paint_frame_rows(gfx, scene, hud, text, ints, runs, meta, seen, seen_count, shrink, tables):
+    """Paint every row of the flipped frame and shrink it, in X into ``line``,
+    then in Y into the planar frame (see render_state_frame; the tuples hold
+    its arguments, prepared, and the shrink state of _shrink_state)."""
+    xplan, window_at, yplan, output_of, (line, acc, since, planar) = shrink
+    dvx, dvy, dstart, dcolor, dpalette, dbounds, drows = scene
+    hvx, hvy, hstart, hcolor, hpalette, hbounds, hrows = hud
+    text_pixels, text_x, text_y, black = text
+    height, width = output_of.shape[0], meta[1]
+    seen_count[0] = -1
     for out_row in range(height):
         # A HUD polygon covering the whole row (the panel) hides the scene.
-        cover = _last_draw_cover(out_row, hvx, hvy, hstart, hbounds, ints, width)
+        cover = -1
+        if hrows[0] <= out_row <= hrows[1]:
+            cover = _last_draw_cover(out_row, hvx, hvy, hstart, hbounds, ints, width)
         if cover >= 0:
-            _clear(pixels, dirty, window_of, hcolor[cover])
+            _clear(runs, meta, hcolor[cover], hpalette[cover])
         else:
             row = height - 1 - out_row  # the vertical flip
-            _paint_gfx_row(
-                row, gvx, gvy, gstart, gcolor, records, gbounds, offsets, polygons, ints,
-                pixels, dirty, window_of, 0,
-            )
+            _paint_gfx_row(row, gfx, runs, meta, 0, black)
+            if drows[0] <= row <= drows[1]:
+                _paint_draw_row(
+                    row, dvx, dvy, dstart, dcolor, dpalette, dbounds, 0, ints, runs, meta
+                )
+        if hrows[0] <= out_row <= hrows[1]:
             _paint_draw_row(
-                row, dvx, dvy, dstart, dcolor, dbounds, 0, ints, pixels, dirty, window_of
+                out_row, hvx, hvy, hstart, hcolor, hpalette, hbounds, cover + 1, ints, runs, meta
             )
-        _paint_draw_row(
-            out_row, hvx, hvy, hstart, hcolor, hbounds, cover + 1, ints, pixels, dirty, window_of
-        )
-        _blit_row(out_row, text_pixels, text_x, text_y, pixels, dirty, window_of)
-        _shrink_row_x(pixels, dirty, plan, work, shrunk[out_row])
+        _blit_row(out_row, text_pixels, text_x, text_y, runs, meta)
+        _shrink_row(runs, meta, seen, seen_count, out_row, xplan, tables, window_at, line, acc,
+                    since, yplan, output_of, planar)
 
 
 @njit(cache=True)
-def _gfx_polygons(vx, vy, start, color, width, height):
+def _row_span(bounds):
+    """(2,) the rows from the lowest to the highest vertex of all polygons
+    (empty, lo > hi, for none): rows outside have nothing to paint."""
+    span = np.array([1, 0], np.int64)
+    if bounds.shape[1]:
+        span[0], span[1] = bounds[2].min(), bounds[3].max()
+    return span
+
+
+@njit(cache=True)
+def _gfx_polygons(vx, vy, start, color, palette, width, height):
     """SDL_gfx polygons as the row painters take them: (Sint16 vertices x, y, start,
-    packed colours, edge records, vertex-row bounds, and the row -> polygons index)."""
+    packed colours, palette rows, edge records, vertex-row bounds, the row ->
+    polygons index and the span table)."""
     ivx, ivy = _gfx_ints(vx), _gfx_ints(vy)
     bounds = _vertex_bounds(ivx, ivy, start)
     offsets, polygons = _rows_to_polygons(bounds, height)
-    return (ivx, ivy, start, _packed_colors(color), _gfx_records(ivx, ivy, start, width, height),
-            bounds, offsets, polygons)
+    return (ivx, ivy, start, _packed_colors(color), palette,
+            _gfx_records(ivx, ivy, start, width, height), bounds, offsets, polygons,
+            _gfx_span_table(ivx, ivy, start, bounds, height))
 
 
 @njit(cache=True)
-def _draw_polygons(vx, vy, start, color):
+def _draw_polygons(vx, vy, start, color, palette):
     """``pygame.draw.polygon`` polygons as the row painters take them: (int vertices
-    x, y, start, packed colours, vertex-row bounds)."""
+    x, y, start, packed colours, palette rows, vertex-row bounds, their row span)."""
     ivx, ivy = _draw_ints(vx), _draw_ints(vy)
-    return ivx, ivy, start, _packed_colors(color), _vertex_bounds(ivx, ivy, start)
+    bounds = _vertex_bounds(ivx, ivy, start)
+    return ivx, ivy, start, _packed_colors(color), palette, bounds, _row_span(bounds)
+
+
+@njit(cache=True)
+def _row_buffers(width, polygon_vertices):
+    """A painted row's runs (3, width + 2), its meta (count, width), a copy of
+    the previous row's runs and count, and the span buffer of the polygon code."""
+    meta = np.array([1, width], np.int64)
+    runs = np.zeros((3, width + 2), np.int64)
+    seen = np.zeros((3, width + 2), np.int64)
+    ints = np.empty(3 * max(polygon_vertices, 4), np.int64)
+    return runs, meta, seen, np.zeros(1, np.int64), ints
 
 
 @njit(cache=True)
@@ -845,72 +1080,84 @@ def render_state_frame(
     is ``width`` x ``height``. Returns (out_h, out_w, 3) uint8 RGB, as
     ``_create_image_array`` does.
     """
-    gfx = _gfx_polygons(gvx, gvy, gstart, gcolor, width, height)
-    scene = _draw_polygons(dvx, dvy, dstart, dcolor)
-    hud = _draw_polygons(hvx, hvy, hstart, hcolor)
+    colors, gpalette, dpalette, hpalette, black = _palette(gcolor, dcolor, hcolor)
+    gfx = _gfx_polygons(gvx, gvy, gstart, gcolor, gpalette, width, height)
+    scene = _draw_polygons(dvx, dvy, dstart, dcolor, dpalette)
+    hud = _draw_polygons(hvx, hvy, hstart, hcolor, hpalette)
     text_packed = np.empty(text.shape, np.int64)
     for ty in range(text.shape[0]):
         for tx in range(text.shape[1]):
             text_packed[ty, tx] = _pack(np.int64(text[ty, tx]))
-    plan, work, dirty, window_of = _shrink_work(width, out_w)
-    pixels = np.zeros(width, np.int64)
-    shrunk = np.empty((height, 3 * out_w), np.uint8)
-    ints = np.empty(3 * max(gvx.shape[0], dvx.shape[0], hvx.shape[0], 4), np.int64)
+    shrink = _shrink_state(width, out_w, height, out_h)
+    tables = _colour_tables(_packed_colors(colors), shrink[0])
+    runs, meta, seen, seen_count, ints = _row_buffers(
+        width, max(gvx.shape[0], dvx.shape[0], hvx.shape[0]))
     _paint_frame_rows(
-        gfx, scene, hud, (text_packed, text_x, text_y),
-        ints, pixels, dirty, window_of, plan, work, shrunk,
+        gfx, scene, hud, (text_packed, text_x, text_y, black), ints, runs, meta, seen,
+        seen_count, shrink, tables,
     )
-    return _shrink_columns(shrunk, out_h)
+    return _interleave(shrink[4][3], out_w)
 
 
-@_kernel
-def _paint_canvas_rows(gfx, scene, background, ints, pixels, dirty, window_of, canvas):
-    """The scene rows of paint_canvas, unpacked into ``canvas``."""
-    gvx, gvy, gstart, gcolor, records, gbounds, offsets, polygons = gfx
-    dvx, dvy, dstart, dcolor, dbounds = scene
-    for row in range(canvas.shape[0]):
-        _paint_gfx_row(
-            row, gvx, gvy, gstart, gcolor, records, gbounds, offsets, polygons, ints,
-            pixels, dirty, window_of, background,
-        )
-        _paint_draw_row(row, dvx, dvy, dstart, dcolor, dbounds, 0, ints, pixels, dirty, window_of)
-        for x in range(canvas.shape[1]):
-            canvas[row, x] = _unpack(pixels[x])
+@njit(cache=True)
+def _interleave(planar, out_w):
+    """(h, 3 * w) channel-major rows -> (h, w, 3) RGB."""
+    out = np.empty((planar.shape[0], out_w, 3), np.uint8)
+    for y in range(planar.shape[0]):
+        for channel in range(3):
+            for x in range(out_w):
+                out[y, x, channel] = planar[y, channel * out_w + x]
+    return out
 
 
 @njit(cache=True)
 def paint_canvas(gvx, gvy, gstart, gcolor, dvx, dvy, dstart, dcolor, width, height, background):
     """The unflipped (height, width) 0xRRGGBB canvas the scene primitives of
     :func:`render_state_frame` paint on a Surface filled with ``background``
-    (for tests against pygame)."""
-    gfx = _gfx_polygons(gvx, gvy, gstart, gcolor, width, height)
-    scene = _draw_polygons(dvx, dvy, dstart, dcolor)
+    (for tests against pygame): the same row painting, its runs written out."""
+    none = np.full(max(gcolor.shape[0], dcolor.shape[0], 1), -1, np.int64)
+    gfx = _gfx_polygons(gvx, gvy, gstart, gcolor, none[: gcolor.shape[0]], width, height)
+    dvx_, dvy_, dstart_, dpacked, dpalette, dbounds, drows = _draw_polygons(
+        dvx, dvy, dstart, dcolor, none[: dcolor.shape[0]])
+    runs, meta, _, _, ints = _row_buffers(width, max(gvx.shape[0], dvx.shape[0]))
     canvas = np.empty((height, width), np.uint32)
-    pixels = np.zeros(width, np.int64)
-    dirty = np.zeros(0, np.bool_)  # no windows: nothing to mark
-    window_of = np.full(width + 1, -1, np.int64)
-    ints = np.empty(3 * max(gvx.shape[0], dvx.shape[0], 4), np.int64)
-    _paint_canvas_rows(
-        gfx, scene, _pack(background), ints, pixels, dirty, window_of, canvas,
-    )
+    for row in range(height):
+        _paint_gfx_row(row, gfx, runs, meta, _pack(background), -1)
+        _paint_draw_row(row, dvx_, dvy_, dstart_, dpacked, dpalette, dbounds, 0, ints, runs, meta)
+        for i in range(meta[0]):
+            end = runs[0, i + 1] if i + 1 < meta[0] else width
+            canvas[row, runs[0, i] : end] = _unpack(runs[1, i])
     return canvas
 
 
 @njit(cache=True)
 def smoothscale_canvas(canvas, out_w, out_h):
     """``pygame.transform.smoothscale`` (SSE2 shrink) of a (H, W) 0xRRGGBB canvas,
-    through the same row gathering as :func:`render_state_frame`."""
+    through the same run shrinking as :func:`render_state_frame` (colours of
+    canvases with at most 64 of them get tables, like polygon colours do)."""
     height, width = canvas.shape
-    plan, work, dirty, window_of = _shrink_work(width, out_w)
-    pixels = np.zeros(width, np.int64)
-    shrunk = np.empty((height, 3 * out_w), np.uint8)
-    for row in range(height):
-        _clear(pixels, dirty, window_of, 0)
+    packed = np.empty((height, width), np.int64)
+    for y in range(height):
         for x in range(width):
-            pixel = _pack(np.int64(canvas[row, x]))
-            if x > 0 and pixel == pixels[x - 1]:
-                pixels[x] = pixel  # no colour change: the window stays clean
-            else:
-                _set(pixels, dirty, window_of, x, pixel)
-        _shrink_row_x(pixels, dirty, plan, work, shrunk[row])
-    return _shrink_columns(shrunk, out_h)
+            packed[y, x] = _pack(np.int64(canvas[y, x]))
+    colors = np.unique(packed)
+    if colors.shape[0] > 64:
+        colors = colors[:0]
+    xplan, window_at, yplan, output_of, (line, acc, since, planar) = _shrink_state(
+        width, out_w, height, out_h)
+    tables = _colour_tables(colors, xplan)
+    runs, meta, seen, seen_count, _ = _row_buffers(width, 0)
+    seen_count[0] = -1
+    for y in range(height):
+        count = 0
+        for x in range(width):
+            if x == 0 or packed[y, x] != packed[y, x - 1]:
+                palette = -1
+                if colors.shape[0]:
+                    palette = np.searchsorted(colors, packed[y, x])
+                runs[0, count], runs[1, count], runs[2, count] = x, packed[y, x], palette
+                count += 1
+        meta[0] = count
+        _shrink_row(runs, meta, seen, seen_count, y, xplan, tables, window_at, line, acc, since,
+                    yplan, output_of, planar)
+    return _interleave(planar, out_w)

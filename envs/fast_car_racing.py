@@ -81,6 +81,7 @@ import pygame
 from pygame import gfxdraw
 
 from envs import car_racing_raster as raster
+from envs.car_racing_scene import car_polygons, hud_polygons, place, rotation
 
 __all__ = [
     "AUDITED_PYGAME",
@@ -144,11 +145,6 @@ PLAYFIELD = _reference.PLAYFIELD
 GRASS_DIM = _reference.GRASS_DIM
 MAX_SHAPE_DIM = _reference.MAX_SHAPE_DIM
 
-# pygame's math module: VECTOR_EPSILON and the constants of _vector2_rotate_helper.
-_VECTOR_EPSILON = 1e-6
-_TWO_PI = 2.0 * math.pi
-_HALF_PI = math.pi / 2.0
-
 # Culling margin in pixels. gfxdraw converts float vertices to ints (moving
 # them by < 1 px) and anti-aliased edges touch at most one pixel beside the
 # integer line, so a polygon whose float bounding box lies more than 3 px
@@ -191,25 +187,6 @@ def reference_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def _rotation(angle: float) -> tuple[bool, int, float, float]:
-    """Replicate the set-up of pygame's ``_vector2_rotate_helper`` for ``angle``.
-
-    Returns ``(special, quadrant, cos, sin)``. pygame reduces the angle with
-    C ``fmod`` and, within ``VECTOR_EPSILON`` of a multiple of 90 degrees,
-    swaps/negates coordinates instead of multiplying; otherwise it computes
-    ``x' = cos*x - sin*y`` and ``y' = sin*x + cos*y`` with libm ``sin``/``cos``.
-    Python's ``math.fmod/sin/cos`` call the same libm functions, and there is
-    one angle per frame, so only the per-vertex products need NumPy (whose
-    float64 multiply/subtract round exactly like C's).
-    """
-    angle = math.fmod(angle, _TWO_PI)
-    if angle < 0:
-        angle += _TWO_PI
-    if math.fmod(angle + _VECTOR_EPSILON, _HALF_PI) < 2 * _VECTOR_EPSILON:
-        return True, int((angle + _VECTOR_EPSILON) / _HALF_PI), 1.0, 0.0
-    return False, 0, math.cos(angle), math.sin(angle)
-
-
 def _transform(x, y, angle, zoom, translation):
     """Vectorised ``Vector2(c).rotate_rad(angle) * zoom + translation``.
 
@@ -219,33 +196,8 @@ def _transform(x, y, angle, zoom, translation):
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     px, py = np.empty_like(x), np.empty_like(y)
-    _place(x.ravel(), y.ravel(), _rotation(angle), zoom, translation, px.ravel(), py.ravel())
+    place(x.ravel(), y.ravel(), rotation(angle), zoom, translation, px.ravel(), py.ravel())
     return px, py
-
-
-@njit(cache=True)
-def _place(x, y, rotation, zoom, translation, px, py):
-    """``px, py = rotate(x, y) * zoom + translation`` element-wise (1-D arrays).
-
-    Compiled without fast-math, so every product and sum is one IEEE double
-    operation, as in pygame's C and the reference's Python.
-    """
-    special, quadrant, cos_a, sin_a = rotation
-    for i in range(x.shape[0]):
-        if special:
-            if quadrant == 0 or quadrant == 4:
-                rx, ry = x[i], y[i]
-            elif quadrant == 1:
-                rx, ry = -y[i], x[i]
-            elif quadrant == 2:
-                rx, ry = -x[i], -y[i]
-            else:
-                rx, ry = y[i], -x[i]
-        else:
-            rx = cos_a * x[i] - sin_a * y[i]
-            ry = sin_a * x[i] + cos_a * y[i]
-        px[i] = rx * zoom + translation[0]
-        py[i] = ry * zoom + translation[1]
 
 
 @njit(cache=True)
@@ -269,7 +221,7 @@ def _cull(poly_x, poly_y, centre_x, centre_y, radius, car, reach, rotation, zoom
         dx, dy = centre_x[i] - car[0], centre_y[i] - car[1]
         if dx * dx + dy * dy > (radius[i] + (reach + 1.0)) ** 2:
             continue
-        _place(poly_x[i], poly_y[i], rotation, zoom, translation, px[kept], py[kept])
+        place(poly_x[i], poly_y[i], rotation, zoom, translation, px[kept], py[kept])
         # The reference draws a polygon if any vertex is inside the canvas
         # grown by MAX_SHAPE_DIM; we draw the subset whose box also reaches
         # the kept pixels, which yields identical pixels.
@@ -301,8 +253,9 @@ def _rotation_matches_pygame(samples: int = 2000) -> bool:
     """
     rng = np.random.default_rng(12345)
     angles = list(rng.uniform(-20.0, 20.0, size=48))
-    angles += [0.0, -0.0, _HALF_PI, math.pi, -_HALF_PI, 3 * _HALF_PI, _TWO_PI]
-    angles += [_HALF_PI + 5e-7, -3e-7, math.pi - 9e-7, 1e-5]
+    half_pi = math.pi / 2
+    angles += [0.0, -0.0, half_pi, math.pi, -half_pi, 3 * half_pi, 2 * math.pi]
+    angles += [half_pi + 5e-7, -3e-7, math.pi - 9e-7, 1e-5]
     x = rng.uniform(-400.0, 400.0, size=samples)
     y = rng.uniform(-400.0, 400.0, size=samples)
     zoom, translation = 16.2, (500.0 + 0.123, 200.0 - 0.456)
@@ -416,63 +369,33 @@ def _grass_polygons() -> list[list[tuple[float, float]]]:
     return grass
 
 
-def _flatten(polygons):
-    """Polygons (lists of (x, y) floats) -> flat ``x``, ``y`` float64 arrays and
-    the int64 offsets ``start`` (polygon ``i`` is ``x[start[i]:start[i + 1]]``)."""
-    sizes = [len(polygon) for polygon in polygons]
-    points = np.array([p for polygon in polygons for p in polygon], dtype=np.float64)
-    start = np.zeros(len(polygons) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=start[1:])
-    return points[:, 0].copy(), points[:, 1].copy(), start
-
-
-def _white_poly(phase):
-    """A wheel's local white stripe as ``Car.draw`` computes it, or None.
-
-    Same expressions as gymnasium's ``car_dynamics.Car.draw``; returned as
-    the float32 (4, 2) array Box2D would convert the vertices to.
-    """
-    a1 = phase
-    a2 = phase + 1.2  # radians
-    s1 = math.sin(a1)
-    s2 = math.sin(a2)
-    c1 = math.cos(a1)
-    c2 = math.cos(a2)
-    if s1 > 0 and s2 > 0:
-        return None
-    if s1 > 0:
-        c1 = np.sign(c1)
-    if s2 > 0:
-        c2 = np.sign(c2)
-    white_poly = [
-        (-WHEEL_W * SIZE, +WHEEL_R * c1 * SIZE),
-        (+WHEEL_W * SIZE, +WHEEL_R * c1 * SIZE),
-        (+WHEEL_W * SIZE, +WHEEL_R * c2 * SIZE),
-        (-WHEEL_W * SIZE, +WHEEL_R * c2 * SIZE),
-    ]
-    return np.array(white_poly, dtype=np.float64).astype(np.float32)
-
-
 def _box2d_transform_matches(samples: int = 500) -> bool:
-    """Check that float32 NumPy reproduces Box2D's ``transform * vertex``.
+    """Check that the compiled float32 car transform reproduces Box2D's ``transform * vertex``.
 
-    True if Box2D was built without fused multiply-adds, as the wheels on PyPI
-    are; FastCarRacing's car drawing relies on it.
+    Runs :func:`car_polygons` (identity view: no rotation, zoom 1) on random
+    transforms and vertices. True if Box2D was built without fused
+    multiply-adds, as the wheels on PyPI are; FastCarRacing's car drawing
+    relies on it.
     """
     rng = np.random.default_rng(54321)
     transform = Box2D.b2Transform()
-    for _ in range(samples):
+    transforms = np.empty((samples, 4), np.float32)
+    local = np.empty((samples, 2), np.float32)
+    expected = []
+    for i in range(samples):
         position = (float(rng.uniform(-400, 400)), float(rng.uniform(-400, 400)))
         transform.Set(position, float(rng.uniform(-50, 50)))
         vertex = (float(rng.uniform(-3, 3)), float(rng.uniform(-3, 3)))
-        c, s = np.float32(transform.q.c), np.float32(transform.q.s)
-        px, py = np.float32(transform.position[0]), np.float32(transform.position[1])
-        vx, vy = np.float32(vertex[0]), np.float32(vertex[1])
-        expected = transform * vertex
-        x, y = (c * vx - s * vy) + px, (s * vx + c * vy) + py
-        if (float(x), float(y)) != (expected[0], expected[1]):
-            return False
-    return True
+        transforms[i] = (transform.q.c, transform.q.s, transform.position[0], transform.position[1])
+        local[i] = vertex
+        expected.append(tuple(transform * vertex))
+    # One single-vertex "polygon" per sample, each on its own body.
+    index = np.arange(samples, dtype=np.int64)
+    x, y, _, _ = car_polygons(
+        local, np.arange(samples + 1, dtype=np.int64), index, np.full(samples, -1, np.int64),
+        np.zeros(samples, np.int64), transforms, np.zeros(samples), rotation(0.0), 1.0, (0.0, 0.0),
+    )
+    return list(zip(x.tolist(), y.tolist())) == expected
 
 
 def _gfx_filled_polygon(surface, color, points):
@@ -531,8 +454,8 @@ class FastCarRacing(CarRacing):
         self._text_cache: dict[str, pygame.Surface] = {}
         self._fill_pixels: dict[tuple, int] = {}
         self._rgb_cache: dict[tuple, int | None] = {}
-        self._car_shapes_for = None  # the Car whose shapes _car_shapes_cache holds
-        self._car_shapes_cache: list = []
+        self._car_for = None  # the Car _car_cache describes
+        self._car_cache = None
         self._text_pixel_cache: dict[str, tuple | None] = {}
         self._polygons_for = None  # the road_poly list the arrays below mirror
         self._polygon_cache = None
@@ -603,7 +526,7 @@ class FastCarRacing(CarRacing):
         car_x, car_y = self.car.hull.position
         return _cull(
             poly_x, poly_y, centre_x, centre_y, radius, (car_x, car_y), _REACH_PX / zoom,
-            _rotation(angle), zoom, (float(translation[0]), float(translation[1])),
+            rotation(angle), zoom, (float(translation[0]), float(translation[1])),
         )
 
     def _polygon_color(self, index):
@@ -727,103 +650,54 @@ class FastCarRacing(CarRacing):
                 rgb = self._opaque_rgb(pygame.draw.polygon, color)
         return rgb
 
-    def _car_polygons(self):
-        """World-space polygons and colours ``Car.draw`` hands to pygame.draw.polygon.
+    def _car_description(self):
+        """``Car.draw``'s polygons as :func:`car_polygons` takes them, built once
+        per car (reset makes a new one): ``(local, start, body, wheel, color,
+        bodies)``, or None if a colour is not an opaque pixel."""
+        if self._car_for is not self.car:
+            local, sizes, body, wheel, color, bodies = [], [0], [], [], [], []
+            for b, obj in enumerate(self.car.drawlist):
+                rgb = self._draw_rgb([int(c * 255) for c in obj.color])
+                for fixture in obj.fixtures:
+                    vertices = np.array(fixture.shape.vertices, dtype=np.float32)
+                    local.append(vertices)
+                    sizes.append(len(vertices))
+                    body.append(b)
+                    wheel.append(b if "phase" in obj.__dict__ else -1)
+                    color.append(-1 if rgb is None else rgb)
+                bodies.append(obj)
+            self._car_cache = None
+            if -1 not in color:
+                self._car_cache = (
+                    np.concatenate(local), np.cumsum(sizes).astype(np.int64),
+                    np.array(body, dtype=np.int64), np.array(wheel, dtype=np.int64),
+                    np.array(color, dtype=np.int64), bodies,
+                )
+            self._car_for = self.car
+        return self._car_cache
 
-        Returns ``(x, y, start, colors)``: flat float64 vertex arrays, offsets
-        (polygon ``i`` is ``x[start[i]:start[i + 1]]``) and colours, in
-        ``Car.draw``'s order (particles are not drawn in state frames). Box2D's
-        ``transform * vertex`` is float32 ``(c*x - s*y) + px``,
-        ``(s*x + c*y) + py``; computing it with NumPy float32 gives the same
-        floats (checked by :func:`_box2d_transform_matches` at start-up).
-        """
-        local, sizes, colors, body_of, bodies = [], [], [], [], []
-        for obj, fixtures in self._car_shapes():
-            color = [int(c * 255) for c in obj.color]
-            for vertices in fixtures:
-                polygons = [vertices]
-                colors.append(color)
-                if "phase" in obj.__dict__:
-                    white = _white_poly(obj.phase)
-                    if white is not None:
-                        polygons.append(white)
-                        colors.append(WHEEL_WHITE)
-                for polygon in polygons:
-                    local.append(polygon)
-                    sizes.append(len(polygon))
-                    body_of += [len(bodies)] * len(polygon)
-            bodies.append(obj)
+    def _car_pixels(self, view):
+        """The car's polygons in pixels (see car_polygons), or None."""
+        description = self._car_description()
+        if description is None:
+            return None
+        local, start, body, wheel, color, bodies = description
         transforms = np.array(
             [(t.q.c, t.q.s, t.position[0], t.position[1]) for t in (b.transform for b in bodies)],
             dtype=np.float32,
-        )[body_of]
-        vertices = np.concatenate(local)
-        c, s, px, py = transforms.T
-        x = (c * vertices[:, 0] - s * vertices[:, 1]) + px
-        y = (s * vertices[:, 0] + c * vertices[:, 1]) + py
-        start = np.zeros(len(sizes) + 1, dtype=np.int64)
-        np.cumsum(sizes, out=start[1:])
-        return x.astype(np.float64), y.astype(np.float64), start, colors
-
-    def _car_shapes(self):
-        """``[(body, [local vertices (n, 2) float32 per fixture])]`` of the
-        car's drawlist, read from Box2D once per car (reset makes a new one)."""
-        if self._car_shapes_for is not self.car:
-            self._car_shapes_cache = [
-                (obj, [np.array(f.shape.vertices, dtype=np.float32) for f in obj.fixtures])
-                for obj in self.car.drawlist
-            ]
-            self._car_shapes_for = self.car
-        return self._car_shapes_cache
-
-    def _hud_polygons(self):
-        """Pixel polygons and colours ``_render_indicators`` draws, in order.
-
-        The reference's expressions, panel first; coordinates are in the
-        flipped frame.
-        """
-        W, H = WINDOW_W, WINDOW_H
-        s = W / 40.0
-        h = H / 40.0
-        polygons = [[(W, H), (W, H - 5 * h), (0, H - 5 * h), (0, H)]]
-        colors = [(0, 0, 0)]
-
-        def vertical_ind(place, val):
-            return [
-                (place * s, H - (h + h * val)),
-                ((place + 1) * s, H - (h + h * val)),
-                ((place + 1) * s, H - h),
-                ((place + 0) * s, H - h),
-            ]
-
-        def horiz_ind(place, val):
-            return [
-                ((place + 0) * s, H - 4 * h),
-                ((place + val) * s, H - 4 * h),
-                ((place + val) * s, H - 2 * h),
-                ((place + 0) * s, H - 2 * h),
-            ]
-
-        def render_if_min(value, points, color):
-            if abs(value) > 1e-4:
-                polygons.append(points)
-                colors.append(color)
-
-        car = self.car
-        true_speed = np.sqrt(
-            np.square(car.hull.linearVelocity[0]) + np.square(car.hull.linearVelocity[1])
         )
-        render_if_min(true_speed, vertical_ind(5, 0.02 * true_speed), (255, 255, 255))
-        # ABS sensors: wheels 0..3 at places 7..10.
-        abs_colors = ((0, 0, 255), (0, 0, 255), (51, 0, 255), (51, 0, 255))
-        for i, color in enumerate(abs_colors):
-            omega = car.wheels[i].omega
-            render_if_min(omega, vertical_ind(7 + i, 0.01 * omega), color)
-        joint_angle = car.wheels[0].joint.angle
-        render_if_min(joint_angle, horiz_ind(20, -10.0 * joint_angle), (0, 255, 0))
-        angular_velocity = car.hull.angularVelocity
-        render_if_min(angular_velocity, horiz_ind(30, -0.8 * angular_velocity), (255, 0, 0))
-        return polygons, colors
+        phases = np.array([getattr(b, "phase", 0.0) for b in bodies], dtype=np.float64)
+        return car_polygons(local, start, body, wheel, color, transforms, phases, *view)
+
+    def _hud_pixels(self):
+        """``_render_indicators``' polygons (see hud_polygons)."""
+        car = self.car
+        velocity = car.hull.linearVelocity
+        omegas = np.array([w.omega for w in car.wheels], dtype=np.float64)
+        return hud_polygons(
+            WINDOW_W, WINDOW_H, float(velocity[0]), float(velocity[1]), omegas,
+            float(car.wheels[0].joint.angle), float(car.hull.angularVelocity),
+        )
 
     def _text_pixels(self, text: str):
         """``(pixels (h, w) uint32 0xRRGGBB, x, y)`` the score blit writes, or None.
@@ -861,29 +735,24 @@ class FastCarRacing(CarRacing):
         canvas. None (draw with pygame instead) for a polygon, colour or text
         the raster cannot reproduce (unknown track layout, alpha).
         """
+        view = (rotation(angle), zoom, (float(translation[0]), float(translation[1])))
         visible = self._visible_polygons(zoom, translation, angle)
         if visible is None:
             return None
         drawn, px, py = visible
         colors = self._gfx_colors(drawn)
         # The background square first (clip=False: always drawn).
-        fx, fy = _transform(_FIELD[:, 0], _FIELD[:, 1], angle, zoom, translation)
-        gfx_x, gfx_y = np.concatenate([fx, px.ravel()]), np.concatenate([fy, py.ravel()])
+        gfx_x, gfx_y = np.empty(4 + px.size), np.empty(4 + py.size)
+        place(_FIELD[:, 0], _FIELD[:, 1], *view, gfx_x[:4], gfx_y[:4])
+        gfx_x[4:], gfx_y[4:] = px.ravel(), py.ravel()
         gfx_start = np.arange(0, len(gfx_x) + 1, 4, dtype=np.int64)
 
-        car_x, car_y, car_start, car_colors = self._car_polygons()
-        car_x, car_y = _transform(car_x, car_y, angle, zoom, translation)
-        hud_polygons, hud_colors = self._hud_polygons()
-        hud_x, hud_y, hud_start = _flatten(hud_polygons)
-        car_rgb = [self._draw_rgb(c) for c in car_colors]
-        hud_rgb = [self._draw_rgb(c) for c in hud_colors]
+        car = self._car_pixels(view)
         text = self._text_pixels(f"{self.reward:04.0f}")
-        if text is None or colors is None or None in car_rgb or None in hud_rgb:
+        if text is None or colors is None or car is None:
             return None
         return raster.render_state_frame(
-            gfx_x, gfx_y, gfx_start, colors,
-            car_x, car_y, car_start, np.array(car_rgb, dtype=np.int64),
-            hud_x, hud_y, hud_start, np.array(hud_rgb, dtype=np.int64),
+            gfx_x, gfx_y, gfx_start, colors, *car, *self._hud_pixels(),
             *text, WINDOW_W, WINDOW_H, STATE_W, STATE_H,
         )
 
