@@ -9,8 +9,11 @@
     evolve(problem, strategy, evaluator, run_dir, generations=..., episodes=..., seed=...,
            eval_every=..., eval_episodes=..., config=..., resume=..., progress=...)
     make_run_dir(env_id, seed, root="runs"), read_config(run_dir), load_params(run_dir, which)
-    UsageError (exit status 2), CheckpointError (a UsageError), EvaluationError, StorageError
-    (a full or read-only run folder), ESError (their base: exit status 1)
+    UsageError (exit status 2), CheckpointError and ResourceError (no room for the noise table;
+    both UsageErrors), EvaluationError, StorageError (a full or read-only run folder), ESError
+    (their base: exit status 1)
+    NoiseTable: the run's table of standard normals that OpenAI-ES and PGPE members are
+    offsets into (es.noise_table: its size, memory per node, kernels)
 
 A command-line script wires them like this (exit status 2 for usage errors)::
 
@@ -41,12 +44,13 @@ Later, `es.load_params(run_dir, "best")` gives the float32 parameters to watch.
 """
 from .checkpoint import load_arrays, save_arrays
 from .cma_es import CMAES, CMAState, SepCMAES
-from .errors import CheckpointError, ESError, EvaluationError, StorageError, UsageError
+from .errors import CheckpointError, ESError, EvaluationError, ResourceError, StorageError, UsageError
 from .evaluation import Evaluation, Evaluator, RayEvaluator, SerialEvaluator
+from .noise_table import NoiseTable
 from .openai_es import OpenAIES, OpenAIESState, estimate_gradient
 from .optim import SGD, Adam, ClipUp, make_optimizer
 from .pgpe import PGPE, PGPEState
-from .population import CENTRE, Explicit, Perturbation, Population, SearchPoint, materialize, standard_noise
+from .population import CENTRE, Explicit, Perturbation, Population, SearchPoint, materialize
 from .problem import Problem
 from .run import COLUMNS, RunResult, evolve, load_params, make_run_dir, package_versions, read_config
 from .shaping import SHAPINGS, centered_ranks, raw, z_score
@@ -55,9 +59,9 @@ from .strategy import Strategy
 
 __all__ = [
     "Adam", "CENTRE", "CMAES", "CMAState", "COLUMNS", "CheckpointError", "ClipUp", "ESError", "Evaluation",
-    "EvaluationError", "Evaluator", "Explicit", "OpenAIES", "OpenAIESState", "PGPE", "PGPEState", "Perturbation", "Population",
-    "Problem", "RayEvaluator", "RunResult", "SGD", "SHAPINGS", "STRATEGIES", "STRATEGY_NAMES", "SearchPoint", "SepCMAES", "SerialEvaluator", "StorageError",
+    "EvaluationError", "Evaluator", "Explicit", "NoiseTable", "OpenAIES", "OpenAIESState", "PGPE", "PGPEState", "Perturbation",
+    "Population", "Problem", "RayEvaluator", "ResourceError", "RunResult", "SGD", "SHAPINGS", "STRATEGIES", "STRATEGY_NAMES", "SearchPoint", "SepCMAES", "SerialEvaluator", "StorageError",
     "Strategy", "UsageError", "centered_ranks", "estimate_gradient", "evolve", "load_arrays", "load_params",
     "make_optimizer", "make_run_dir", "make_strategy", "materialize", "package_versions", "raw", "read_config",
-    "save_arrays", "standard_noise", "z_score",
+    "save_arrays", "z_score",
 ]

@@ -4,7 +4,7 @@ A command-line face maps them to exit statuses::
 
     try:
         ...
-    except es.UsageError as e:      # bad sizes, bad folders, damaged checkpoints, folder in use
+    except es.UsageError as e:      # bad sizes, bad folders, damaged checkpoints, folder in use, no room
         sys.exit(f"error: {e}")     # -> exit status 2 (use parser.exit(2, ...))
     except es.ESError as e:         # a run that broke (NaN fitness, a crashing problem, disk full)
         ...                         # -> exit status 1
@@ -19,6 +19,11 @@ class ESError(Exception):
 class UsageError(ESError, ValueError):
     """The caller asked for something impossible (bad size, odd antithetic population,
     not a run folder, ...). A CLI turns it into exit status 2."""
+
+
+class ResourceError(UsageError):
+    """A machine or Ray node lacks room for what the run needs: memory for the noise table, or
+    space for it in Ray's object store. The line says which and what to change; nothing saved is lost."""
 
 
 class CheckpointError(UsageError):

@@ -20,9 +20,15 @@ RayEvaluator:
   * one actor per CPU (`num_cpus=1`), single-threaded (OMP/MKL/OpenBLAS/Numba thread
     counts set to 1 through runtime_env env_vars, torch.set_num_threads(1)); the problem
     is `ray.put` once and each actor fetches it once, on its first task.
-  * per generation `shared` is `ray.put` once; per member only (member, seeds) go out and
+  * the noise table (`shared.table`, OpenAI-ES and PGPE) is `ray.put` once per run, when
+    it first appears; each actor maps it (`ray.get`: read-only, zero-copy, one copy per
+    node in Ray's object store) on its first task and keeps it. A node without room for it
+    stops the run with a one-line ResourceError saying what to change.
+  * per generation `shared` (centre, sigma and the table's name) is `ray.put` once; per
+    member only (member, seeds) go out, a member being (offset, sign) or the centre, and
     (fitness, steps, returns) come back. `bytes_sent` counts the pickled size of what went
-    out (shared once + each task's arguments, retries included); `setup_bytes` the problem.
+    out (shared once + each task's arguments, retries included); `setup_bytes` the problem,
+    `table_bytes` the noise table put in the object store (once per run, 0 without one).
   * fault tolerance: actors restart (`max_restarts`) and Ray retries their tasks
     (`max_task_retries`); if an actor is gone for good, the task is resubmitted to a fresh
     actor. Exceptions raised by the problem itself are not retried (they would repeat)
@@ -41,7 +47,9 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from .errors import EvaluationError, UsageError
+from . import noise_table
+from .errors import EvaluationError, ResourceError, UsageError, first_line
+from .noise_table import NoiseTable
 from .population import Member, SearchPoint, materialize
 
 SINGLE_THREAD_ENV = {
@@ -122,10 +130,11 @@ class SerialEvaluator:
 class _Worker:
     """Ray actor body: fetches the problem once, then evaluates (shared, member, seeds) tasks.
 
-    The problem arrives as an ObjectRef wrapped in a list (so Ray does not resolve it per
-    call) and is fetched on the first task. Taking it in the constructor instead would tie
-    actor restarts to a constructor argument in the object store, which Ray warns about;
-    this way a restarted actor simply fetches it again.
+    The problem and the noise table arrive as ObjectRefs wrapped in lists (so Ray does not
+    resolve them per call) and are fetched on the first task that needs them, then kept.
+    Taking them in the constructor instead would tie actor restarts to constructor
+    arguments in the object store, which Ray warns about; this way a restarted actor
+    simply fetches them again.
     """
 
     def __init__(self):
@@ -137,15 +146,33 @@ class _Worker:
             pass
         self.problem = None
 
-    def evaluate(self, problem_box, shared, member, seeds):
+    def evaluate(self, problem_box, table_box, shared, member, seeds):
         if self.problem is None:
             import ray
 
             self.problem = ray.get(problem_box[0])
+        if table_box is not None and not noise_table.is_loaded(shared.table):
+            noise_table.adopt(shared.table, fetch_table(shared.table, table_box[0]))
         return evaluate_member(self.problem, shared, member, seeds)
 
     def pid(self) -> int:
         return os.getpid()
+
+
+def fetch_table(table: NoiseTable, ref: Any) -> np.ndarray:
+    """The values of `table` from Ray's object store, in a worker: a read-only zero-copy view
+    of this node's copy (Ray copies it to the node first). ResourceError, one line, when the
+    node has no room for it."""
+    import ray
+
+    try:
+        return ray.get(ref)
+    except Exception as e:  # object store and spill disk full, node out of memory, object lost
+        node = ray.util.get_node_ip_address()
+        raise ResourceError(f"Ray node {node} cannot hold the noise table ({noise_table.mib(table.nbytes)}) in its "
+                            f"object store ({first_line(e)}); give every node at least that much object store "
+                            "memory (ray start --object-store-memory BYTES) and spill space, or set a smaller "
+                            "noise_table_size") from None
 
 
 class RayEvaluator:
@@ -229,6 +256,9 @@ class RayEvaluator:
             raise UsageError(f"the problem must be picklable to go to Ray workers: {type(e).__name__}: {e}") from None
         self._problem_ref = ray.put(problem)
         self._problem_box = [self._problem_ref]
+        self._table: NoiseTable | None = None  # the noise table in the object store, and its box
+        self._table_box: list | None = None
+        self.table_bytes = 0
         self.actors = [self._actor_cls.remote() for _ in range(self.num_workers)]
         self.resubmissions = 0  # members resubmitted after an actor died for good (for tests / logs)
 
@@ -239,10 +269,14 @@ class RayEvaluator:
     def evaluate(self, shared: SearchPoint | None, members: Sequence[Member], seeds: Sequence[Sequence[int]]) -> Evaluation:
         ray = self._ray
         _check_request(members, seeds)
+        table = getattr(shared, "table", None)
+        if table is not None and table != self._table:
+            self._put_table(table)
+        table_box = self._table_box if table is not None else None
         shared_ref = ray.put(shared)
         bytes_sent = len(pickle.dumps(shared, protocol=5))
-        # per task: the member, its seeds, and the ids of the problem and shared objects
-        ref_bytes = 2 * len(shared_ref.binary())
+        # per task: the member, its seeds, and the ids of the problem, shared (and table) objects
+        ref_bytes = (2 + (table is not None)) * len(shared_ref.binary())
         task_bytes = [len(pickle.dumps((m, list(s)), protocol=5)) + ref_bytes for m, s in zip(members, seeds)]
         results: list = [None] * len(members)
         attempts = [0] * len(members)
@@ -253,7 +287,8 @@ class RayEvaluator:
             for a in range(len(self.actors)):
                 while queue and load[a] < self.in_flight:
                     i = queue.popleft()
-                    ref = self.actors[a].evaluate.remote(self._problem_box, shared_ref, members[i], list(seeds[i]))
+                    ref = self.actors[a].evaluate.remote(self._problem_box, table_box, shared_ref, members[i],
+                                                         list(seeds[i]))
                     pending[ref] = (i, a)
                     load[a] += 1
                     bytes_sent += task_bytes[i]
@@ -269,6 +304,8 @@ class RayEvaluator:
                             ray.cancel(other)
                         except Exception:  # best effort: a running sync actor task cannot be interrupted
                             pass
+                    if isinstance(e.cause, ResourceError):  # a node without room for the noise table
+                        raise ResourceError(str(e.cause)) from None
                     raise EvaluationError(f"problem.evaluate failed for member {i}: {_one_line(e)}") from e
                 except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError) as e:
                     attempts[i] += 1
@@ -280,6 +317,18 @@ class RayEvaluator:
         ev = _collect(results)
         ev.bytes_sent = bytes_sent
         return ev
+
+    def _put_table(self, table: NoiseTable) -> None:
+        """Put the values of `table` in the object store (once per run; the previous table is released)."""
+        values = noise_table.load(table)  # the driver's copy, which the strategy's update reads too
+        self._table = self._table_box = None
+        try:
+            ref = self._ray.put(values)
+        except Exception as e:  # object store and spill disk full
+            raise ResourceError(f"cannot put the noise table ({noise_table.mib(table.nbytes)}) in Ray's object store "
+                                f"({first_line(e)}); give the head node more object store memory (ray start "
+                                "--object-store-memory BYTES) and spill space, or set a smaller noise_table_size") from None
+        self._table, self._table_box, self.table_bytes = table, [ref], values.nbytes
 
     def _replace_actor(self, a: int) -> None:
         """Swap actor `a` for a fresh one if it is dead (Ray already restarted it otherwise)."""
@@ -305,6 +354,7 @@ class RayEvaluator:
             except Exception:
                 pass
         self.actors = []
+        self._table = self._table_box = None  # lets Ray free the noise table
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()
             self._owns_ray = False

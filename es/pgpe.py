@@ -1,13 +1,15 @@
 """PGPE (Sehnke et al. 2010) with ClipUp (Toklu et al. 2020), as in EvoTorch and EvoJAX.
 
 The search distribution is N(centre, diag(stdev^2)). Antithetic pair k is
-centre +/- stdev * z_k with z_k = standard_noise(seed_k, n). From shaped fitness w
+centre +/- stdev * z_k, z_k the slice of the run's noise table at pair k's offset
+(`es.noise_table`). From shaped fitness w
 (centered ranks by default), with K = popsize/2 pairs and b = mean(w):
 
     grad_centre = stdev * sum_k (w[2k] - w[2k+1]) / 2 * z_k / K
     grad_stdev  = stdev * sum_k ((w[2k] + w[2k+1]) / 2 - b) * (z_k**2 - 1) / K
 
-(EvoTorch's formulas with scaled noise eps = stdev*z). The centre follows ClipUp (or
+(EvoTorch's formulas with scaled noise eps = stdev*z; both sums in one compiled pass over
+the slices, `noise_table.weighted_sums_and_squares`). The centre follows ClipUp (or
 Adam/SGD); stdev moves by stdev_lr * grad_stdev, limited to a relative change of
 `stdev_max_change` per generation (EvoTorch default 0.2), and kept positive.
 
@@ -22,11 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import noise_table
 from .errors import UsageError
 from .optim import OptState, make_optimizer
-from .population import Population, SearchPoint, standard_noise
+from .population import Population, SearchPoint
 from .shaping import Shaping
-from .strategy import Strategy, antithetic_population, pair_noise_seeds
+from .strategy import Strategy, antithetic_population, pair_offsets
 
 
 @dataclass
@@ -48,7 +51,8 @@ class PGPE(Strategy):
     name = "pgpe"
     state_class = PGPEState
     antithetic = True
-    hyperparameters = ("lr", "optimizer", "shaping", "stdev_lr", "stdev_max_change", "lr_decay", "lr_limit")
+    hyperparameters = ("lr", "optimizer", "shaping", "stdev_lr", "stdev_max_change", "lr_decay", "lr_limit",
+                       "noise_table_size")
 
     def __init__(
         self,
@@ -64,8 +68,9 @@ class PGPE(Strategy):
         stdev_max_change: float = 0.2,
         lr_decay: float = 1.0,
         lr_limit: float = 0.0,
+        noise_table_size: int | None = None,
     ):
-        super().__init__(num_params, popsize, sigma, shaping=shaping)
+        super().__init__(num_params, popsize, sigma, shaping=shaping, noise_table_size=noise_table_size)
         if not lr > 0:
             raise UsageError(f"lr must be a positive number, got {lr!r}")
         if not 0 < stdev_max_change < 1:
@@ -80,22 +85,14 @@ class PGPE(Strategy):
         return PGPEState(centre, stdev, self.optimizer.init(self.num_params), self.lr0, 0, seed)
 
     def ask(self, state: PGPEState) -> Population:
-        return antithetic_population(state, self.popsize, SearchPoint(state.centre, state.stdev))
+        return antithetic_population(state, self.popsize, SearchPoint(state.centre, state.stdev, self.noise_table(state)))
 
     def _update(self, state: PGPEState, population: Population, w: np.ndarray) -> PGPEState:
         centre_w = (w[0::2] - w[1::2]) / 2
         stdev_w = (w[0::2] + w[1::2]) / 2 - w.mean()
-        n, pairs = self.num_params, self.popsize // 2
-        sum_z = np.zeros(n, np.float32)
-        sum_z2 = np.zeros(n, np.float32)
-        for noise_seed, a, b in zip(pair_noise_seeds(population), centre_w, stdev_w):
-            z = standard_noise(noise_seed, n)
-            if a != 0.0:
-                sum_z += np.float32(a) * z
-            if b != 0.0:
-                z *= z
-                z -= np.float32(1.0)
-                sum_z2 += np.float32(b) * z
+        pairs = self.popsize // 2
+        sum_z, sum_z2 = noise_table.weighted_sums_and_squares(
+            noise_table.load(population.shared.table), pair_offsets(population), centre_w, stdev_w, self.num_params)
         grad_centre = state.stdev * sum_z / np.float32(pairs)
         grad_stdev = state.stdev * sum_z2 / np.float32(pairs)
         update, opt = self.optimizer.step(state.opt, grad_centre, state.lr)

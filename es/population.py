@@ -4,15 +4,16 @@ A generation is described by one `shared` object (shipped once per generation, e
 `ray.put`) and one light `member` per individual. Workers call
 `materialize(shared, member)` to build the float32 (n,) parameter vector themselves:
 
-    SearchPoint(centre, sigma) + Perturbation(noise_seed, sign)
-        -> centre + sign * sigma * standard_noise(noise_seed, n)
+    SearchPoint(centre, sigma, table) + Perturbation(offset, sign)
+        -> centre + sign * sigma * values[offset : offset + n]   (values: the run's noise table)
     SearchPoint(centre, sigma) + Perturbation(0, 0)  (CENTRE)
         -> centre                                         (held-out evaluation)
     None + Explicit(params)
         -> params          (CMA-ES: a full vector per member; fine up to ~10k params)
 
-`standard_noise` regenerates the same float32 noise from its seed in any process, so the
-driver can rebuild each perturbation in `tell` without ever storing or shipping it.
+`SearchPoint.table` only names the noise table (run seed and size); each process holds the
+values once (`es.noise_table.load`): the driver builds them, Ray workers map them from the
+object store (see `es.evaluation.RayEvaluator`).
 """
 from __future__ import annotations
 
@@ -21,29 +22,26 @@ from typing import Union
 
 import numpy as np
 
-
-def standard_noise(noise_seed: int, n: int) -> np.ndarray:
-    """Standard normal float32 (n,) from a PCG64 generator seeded with `noise_seed`.
-
-    float32 sampling (ziggurat) is about twice as fast as float64 and halves memory
-    traffic; at 456,640 parameters one vector takes a few milliseconds.
-    """
-    return np.random.Generator(np.random.PCG64(noise_seed)).standard_normal(n, dtype=np.float32)
+from . import noise_table
+from .noise_table import NoiseTable
 
 
 @dataclass(frozen=True)
 class SearchPoint:
-    """Shared per-generation data: `centre` float32 (n,), `sigma` float32 scalar or (n,)."""
+    """Shared per-generation data: `centre` float32 (n,), `sigma` float32 scalar or (n,), and
+    `table`, the noise table the members' offsets point into (None when no member needs one)."""
 
     centre: np.ndarray
     sigma: np.ndarray | np.float32
+    table: NoiseTable | None = None
 
 
 @dataclass(frozen=True)
 class Perturbation:
-    """An individual as (noise seed, sign): a 128-bit int and +1 / -1 (0 = the centre itself)."""
+    """An individual as (offset, sign): where its noise starts in the noise table (int) and
+    +1 / -1 (0 = the centre itself)."""
 
-    noise_seed: int
+    offset: int
     sign: int
 
 
@@ -86,5 +84,4 @@ def materialize(shared: SearchPoint | None, member: Member) -> np.ndarray:
     centre = shared.centre
     if member.sign == 0:
         return np.array(centre, dtype=np.float32)  # a copy: Ray hands out read-only buffers
-    eps = standard_noise(member.noise_seed, centre.shape[0])
-    return centre + (np.float32(member.sign) * shared.sigma) * eps
+    return noise_table.perturb(centre, shared.sigma, noise_table.load(shared.table), member.offset, member.sign)

@@ -54,8 +54,10 @@ not empty (a lone .lock aside), that holds a run (config.json) or the remains of
 without config.json (checkpoints/, progress.csv, best.npz). A resume when progress.csv is
 missing or lacks rows the checkpoint counts (the history would be lost), when checkpoint
 files exist but none verifies (no silent restart from generation 0), or when the newest
-verified checkpoint records another seed, strategy or num_params (another run's file). A
-checkpoint that verifies but holds the wrong content (centre of the wrong size, NaN, a bad
+verified checkpoint records another seed, strategy or num_params (another run's file), or
+when the folder was started by an older version whose noise this one does not reproduce (an
+OpenAI-ES or PGPE run from before the noise table: its config.json has no strategy
+noise_table_size). A checkpoint that verifies but holds the wrong content (centre of the wrong size, NaN, a bad
 generation count) is skipped like a damaged one. A failed write (disk full, read-only)
 stops the run with one line, UsageError before the first generation and StorageError
 after, and leaves every saved file as it was: free space and resume.

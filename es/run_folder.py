@@ -35,6 +35,9 @@ COLUMNS = ("generation", "wall_s", "env_steps", "fitness_mean", "fitness_max", "
            "sigma", "lr", "eval_mean", "eval_std", "bytes_sent")
 LOCK_NAME = ".lock"
 _REMAINS = ("checkpoints", "progress.csv", "best.npz", "best.json")  # what a run leaves besides config.json
+# Strategy settings that older run folders lack, and why such a run cannot go on with this version.
+_NEWER_SETTINGS = {"noise_table_size": "its noise came from per-member seeds; this version reads it from a seeded "
+                                       "noise table, a different noise stream"}
 _VERSIONED = ("numpy", "scipy", "numba", "ray", "cma", "rich", "torch", "gymnasium", "pybullet", "hebbian-meta")
 
 
@@ -365,6 +368,12 @@ class RunFolder:
         mine = json.loads(json.dumps(mine))  # compare as JSON gives it back (tuples -> lists)
         pairs = [(k, saved.get(k), mine[k]) for k in ("seed", "episodes", "eval_every", "eval_episodes")]
         saved_strategy = saved.get("strategy", {})
+        if saved_strategy.get("name") == mine["strategy"]["name"]:
+            for key, why in _NEWER_SETTINGS.items():
+                if key in mine["strategy"] and key not in saved_strategy:
+                    raise UsageError(f"cannot resume {self.path}: it was started by an older version without the "
+                                     f"strategy setting {key} ({why}), so it would not continue bit for bit; finish "
+                                     "it with that version or start a new run")
         pairs.append(("strategy", saved_strategy.get("name"), mine["strategy"]["name"]))
         pairs += [(f"strategy {k}", saved_strategy.get(k), v) for k, v in mine["strategy"].items() if k != "name"]
         for key, theirs, ours in pairs:

@@ -10,11 +10,12 @@ Namespaces (the first spawn-key word) keep the streams apart:
               form one group, so both members of a pair meet the same episodes.
     HELD_OUT  env seeds for evaluating the centre: one fixed list per run, so every
               evaluation of the run is on the same episodes and the curve is comparable.
-    NOISE     perturbation seeds, keyed (generation, pair).
+    NOISE     offsets of the perturbations into the noise table, keyed (generation, pair).
     INIT      the seed passed to `Problem.initial_params`.
     STRATEGY  the seed of a strategy's own generator (pycma).
     TEST      env seeds for testing a finished run's agents (watching, the 100-episode
               protocol), apart from both the training and the held-out episodes.
+    NOISE_TABLE  the run's table of standard normals (`es.noise_table`).
 
 Env seeds are 32-bit. Training seeds are drawn in [0, 2**31) and held-out seeds in
 [2**31, 2**32), so a held-out episode can never be one the run trained on.
@@ -25,7 +26,7 @@ import numpy as np
 
 from .errors import UsageError
 
-TRAIN, HELD_OUT, NOISE, INIT, STRATEGY, TEST = 0, 1, 2, 3, 4, 5
+TRAIN, HELD_OUT, NOISE, INIT, STRATEGY, TEST, NOISE_TABLE = 0, 1, 2, 3, 4, 5, 6
 _HIGH_BIT = np.uint32(0x80000000)
 
 
@@ -58,13 +59,22 @@ def held_out_seeds(seed: int, episodes: int) -> list[int]:
     return [int(w) for w in words | _HIGH_BIT]
 
 
-def noise_seeds(seed: int, generation: int, count: int) -> list[int]:
-    """`count` 128-bit perturbation seeds for one generation (index = antithetic pair)."""
-    seeds = []
-    for index in range(count):
-        a, b = _sequence(seed, NOISE, generation, index).generate_state(2, np.uint64)
-        seeds.append((int(a) << 64) | int(b))
-    return seeds
+def noise_offsets(seed: int, generation: int, pairs: int, span: int) -> np.ndarray:
+    """Where each antithetic pair's noise starts in the noise table: int64 (pairs,), each in [0, span).
+
+    Word k of the generation's stream is pair k's, so an offset depends only on (seed,
+    generation, pair). `word % span` is uniform up to a bias below span / 2**64 (< 1e-9 for any
+    table that fits in memory).
+    """
+    if span < 1:
+        raise UsageError(f"the noise table must be longer than the parameter vector (span {span})")
+    words = _sequence(seed, NOISE, generation).generate_state(pairs, np.uint64)
+    return (words % np.uint64(span)).astype(np.int64)
+
+
+def noise_table_sequence(seed: int) -> np.random.SeedSequence:
+    """The SeedSequence of the run's noise table (`es.noise_table.build` feeds it to PCG64)."""
+    return _sequence(seed, NOISE_TABLE)
 
 
 def init_seed(seed: int) -> int:

@@ -20,7 +20,8 @@ starting centre, the seed and the fitness, applies the fitness shaping, advances
 generation, and turns a state dataclass into npz arrays + JSON and back. A strategy's own
 file is then its maths: a state dataclass, `_init` (the state at generation 0), `ask`, and
 `_update` (the new state from the shaped fitness). `antithetic_population` is the ask of
-the mirrored-sampling strategies (OpenAI-ES, PGPE). The registry of strategies by name,
+the mirrored-sampling strategies (OpenAI-ES, PGPE), whose noise is a slice of the run's
+noise table (`es.noise_table`). The registry of strategies by name,
 `make_strategy`, is in `es.strategies`; this module imports no strategy.
 """
 from __future__ import annotations
@@ -30,8 +31,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from . import seeding
+from . import noise_table, seeding
 from .errors import EvaluationError, UsageError
+from .noise_table import NoiseTable
 from .optim import OptState
 from .population import Perturbation, Population, SearchPoint
 from .shaping import Shaping, get_shaping
@@ -101,19 +103,19 @@ def check_fitness(population: Population, fitness: np.ndarray) -> np.ndarray:
 def antithetic_population(state: Any, popsize: int, shared: SearchPoint) -> Population:
     """Mirrored sampling: pair k is (shared +eps_k, shared -eps_k), both members in group k.
 
-    eps_k's 128-bit seed derives from (state.seed, state.generation, k), so a member is
-    only (seed, sign) and the driver regenerates the noise in `tell`.
+    eps_k is the slice of `shared.table` at offset o_k, drawn from (state.seed,
+    state.generation, k) by `seeding.noise_offsets`, so a member is only (offset, sign).
     """
     pairs = popsize // 2
-    seeds = seeding.noise_seeds(state.seed, state.generation, pairs)
-    members = tuple(Perturbation(s, sign) for s in seeds for sign in (1, -1))
+    offsets = shared.table.offsets(state.generation, pairs, shared.centre.shape[0])
+    members = tuple(Perturbation(int(o), sign) for o in offsets for sign in (1, -1))
     groups = tuple(k for k in range(pairs) for _ in range(2))
     return Population(state.generation, shared, members, groups)
 
 
-def pair_noise_seeds(population: Population) -> list[int]:
-    """The noise seed of each antithetic pair, in pair order (the + member of each)."""
-    return [m.noise_seed for m in population.members[0::2]]
+def pair_offsets(population: Population) -> np.ndarray:
+    """The noise offset of each antithetic pair, in pair order (the + member of each): int64 (pairs,)."""
+    return np.array([m.offset for m in population.members[0::2]], np.int64)
 
 
 class Strategy:
@@ -131,7 +133,8 @@ class Strategy:
                                                   # returned state keeps state.generation
 
     Attributes: num_params, popsize, sigma0 (the initial sigma; the state holds the current
-    one), shaping_name and shaping (the function, or None for a strategy without shaping).
+    one), shaping_name and shaping (the function, or None for a strategy without shaping),
+    and for antithetic strategies noise_table_size (floats; `es.noise_table`).
     """
 
     name: str
@@ -142,10 +145,13 @@ class Strategy:
     # holds the current one) and the shaping's name (`shaping` is the function).
     _CONFIG_ATTRIBUTES: ClassVar[dict[str, str]] = {"lr": "lr0", "shaping": "shaping_name"}
 
-    def __init__(self, num_params: int, popsize: int, sigma: float, *, shaping: str | Shaping | None = None):
+    def __init__(self, num_params: int, popsize: int, sigma: float, *, shaping: str | Shaping | None = None,
+                 noise_table_size: int | None = None):
         check_sizes(num_params, popsize, sigma, antithetic=self.antithetic)
         self.num_params, self.popsize = int(num_params), int(popsize)
         self.sigma0 = float(sigma)
+        if self.antithetic:  # the mirrored strategies draw their noise from the table
+            self.noise_table_size = noise_table.check_size(noise_table_size, self.num_params)
         self.shaping_name: str | None = None
         self.shaping: Shaping | None = None
         if shaping is not None:
@@ -184,6 +190,10 @@ class Strategy:
 
     def centre(self, state: Any) -> np.ndarray:
         return state.centre
+
+    def noise_table(self, state: Any) -> NoiseTable:
+        """The run's noise table (antithetic strategies): derived from the run seed, noise_table_size floats."""
+        return NoiseTable(state.seed, self.noise_table_size)
 
     def log_values(self, state: Any) -> dict[str, float]:
         return {"sigma": state.sigma, "lr": state.lr}

@@ -8,8 +8,8 @@ A run is described by a `RunConfig`, five groups of settings plus the preset the
                                        seed, sigma, lr, starting centre, fitness penalty,
                                        held-out evaluation
     strategy_options  StrategyConfig   the chosen strategy's own hyperparameters (shaping,
-                                       optimizer, decays, PGPE's stdev step); None means
-                                       "that strategy's default"
+                                       optimizer, decays, PGPE's stdev step, the noise
+                                       table's size); None means "that strategy's default"
     execution         ExecutionConfig  how the run executes (workers, backend, Ray address,
                                        display): the only group a resumed run may change
 
@@ -236,6 +236,11 @@ class StrategyConfig:
                                      nullable=True)
     stdev_max_change: float | None = setting(None, "PGPE: largest relative stdev change per generation",
                                              "float", above=0, high=0.999999, nullable=True)
+    noise_table_size: int | None = setting(None, "floats in the seeded table the members' noise is sliced "
+                                                 "from (openai-es, pgpe), at least 16 x num_params; auto: the "
+                                                 "smallest power of two >= 128 x num_params, at least 2**20 "
+                                                 "(CarRacing: 2**26, 256 MiB per node)",
+                                           "int", low=1, nullable=True)
 
 
 @dataclass

@@ -255,7 +255,7 @@ def default_description(key: str) -> str:
         per = {s: strategy_settings(s).get(key, "-") for s in ("openai-es", "pgpe")}
         if key in ("momentum", "max_speed", "adam_beta1", "adam_beta2", "adam_epsilon"):
             per = {o: optimizer_settings(o).get(key, "-") for o in _OPTIMIZER_SETTINGS}
-        return "default: " + ", ".join(f"{k} {v}" for k, v in per.items())
+        return "default: " + ", ".join(f"{k} {'auto' if v is None else v}" for k, v in per.items())
     if len({repr(v) for v in values.values()}) == 1:
         return f"default: {next(iter(values.values()))}"
     return "default: " + ", ".join(f"{label} {value}" for label, value in values.items())

@@ -12,6 +12,9 @@ from typing import Sequence
 
 import numpy as np
 
+import es
+from es import noise_table
+
 
 class Sphere:
     """fitness = -sum((x - optimum)^2); one identical 'episode' of 1 step per seed."""
@@ -132,3 +135,22 @@ class Raises(Sphere):
 
     def evaluate(self, params, seeds):
         raise ValueError("boom: the simulator fell over")
+
+
+class TableProbe(Sphere):
+    """Reports how the evaluating process holds its noise tables, as the episode returns:
+    (tables held, 1.0 if each is a read-only view of memory it does not own, i.e. Ray's
+    object store, else 0.0, the process id)."""
+
+    def evaluate(self, params, seeds):
+        held = list(noise_table._loaded.values())
+        mapped = all(not v.flags.writeable and not v.flags.owndata for v in held)
+        return 0.0, len(seeds), (float(len(held)), float(mapped), float(os.getpid()))
+
+
+class NoRoom(Sphere):
+    """Fails as a node without room for the noise table does (es.ResourceError in the worker)."""
+
+    def evaluate(self, params, seeds):
+        raise es.ResourceError("Ray node 10.0.0.7 cannot hold the noise table (256 MiB) in its object store; "
+                               "give every node more object store memory")

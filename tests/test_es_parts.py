@@ -84,8 +84,11 @@ def test_seeds_are_stable_and_separated():
     held = seeding.held_out_seeds(7, 5)
     assert held[:3] == seeding.held_out_seeds(7, 3)  # more episodes extend the same list
     assert all(0 <= s < 2**31 for s in train) and all(2**31 <= s < 2**32 for s in held)
-    assert len(set(seeding.noise_seeds(7, 0, 50))) == 50
-    assert seeding.noise_seeds(7, 0, 3) != seeding.noise_seeds(7, 1, 3)
+    offsets = seeding.noise_offsets(7, 0, 50, 2**30)
+    assert len(set(offsets)) == 50 and offsets.dtype == np.int64
+    assert list(seeding.noise_offsets(7, 0, 3, 2**30)) == list(offsets[:3])  # pair k's offset ignores the popsize
+    assert list(seeding.noise_offsets(7, 1, 3, 2**30)) != list(offsets[:3])
+    assert list(seeding.noise_offsets(8, 0, 3, 2**30)) != list(offsets[:3])
 
 
 @given(st.integers(0, 2**63), st.integers(0, 10**6), st.integers(0, 10**4))

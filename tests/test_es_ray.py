@@ -11,7 +11,8 @@ import pytest
 
 import es
 from es import seeding
-from es_problems import KillWorkerOnce, NoisySphere, Raises
+from es import evaluation
+from es_problems import KillWorkerOnce, NoisySphere, NoRoom, Raises, TableProbe
 
 pytestmark = pytest.mark.usefixtures("ray_session")
 
@@ -32,20 +33,22 @@ def run(evaluator, problem, run_dir, name):
 
 def test_serial_ray1_ray2_give_identical_runs(tmp_path):
     problem = NoisySphere(6)
-    for name in ("openai-es", "sep-cma"):
+    for name in ("openai-es", "pgpe", "sep-cma"):
         run(es.SerialEvaluator(problem), problem, tmp_path / f"serial-{name}", name)
     with es.RayEvaluator(problem, num_workers=1) as one:
         run(one, problem, tmp_path / "ray1-openai-es", "openai-es")
     with es.RayEvaluator(problem, num_workers=2) as two:
         assert len(set(two.worker_pids())) == 2
         result = run(two, problem, tmp_path / "ray2-openai-es", "openai-es")
+        run(two, problem, tmp_path / "ray2-pgpe", "pgpe")
         run(two, problem, tmp_path / "ray2-sep-cma", "sep-cma")
     assert columns(tmp_path / "serial-openai-es") == columns(tmp_path / "ray1-openai-es") == columns(tmp_path / "ray2-openai-es")
+    assert columns(tmp_path / "serial-pgpe") == columns(tmp_path / "ray2-pgpe")
     assert columns(tmp_path / "serial-sep-cma") == columns(tmp_path / "ray2-sep-cma")
     np.testing.assert_array_equal(result.centre, es.load_params(tmp_path / "serial-openai-es", "latest"))
 
 
-def test_only_seeds_cross_the_wire_per_member():
+def test_only_offsets_and_seeds_cross_the_wire_per_member():
     n, popsize = 50_000, 8
     problem = NoisySphere(n)
     strategy = es.make_strategy("openai-es", n, popsize, 0.1, lr=0.1)
@@ -57,7 +60,7 @@ def test_only_seeds_cross_the_wire_per_member():
     shared_bytes = len(pickle.dumps(pop.shared, protocol=5))
     assert shared_bytes > 4 * n  # the centre goes out once ...
     per_member = (ev.bytes_sent - shared_bytes) / popsize
-    assert 0 < per_member < 300  # ... and each member costs a seed, a sign and two object ids
+    assert 0 < per_member < 300  # ... and each member costs an offset, a sign and three object ids
     serial = es.SerialEvaluator(problem).evaluate(pop.shared, pop.members, seeds)
     np.testing.assert_array_equal(ev.fitness, serial.fitness)
     np.testing.assert_array_equal(ev.steps, serial.steps)
@@ -104,3 +107,49 @@ def test_bad_worker_count_and_unpicklable_problem():
     problem.lock = threading.Lock()  # not picklable, even by cloudpickle
     with pytest.raises(es.UsageError, match="must be picklable"):
         es.RayEvaluator(problem, num_workers=1)
+
+
+def test_noise_table_goes_to_the_object_store_once_and_workers_map_it(monkeypatch):
+    n, popsize = 6, 8
+    problem = TableProbe(n)
+    strategy = es.make_strategy("openai-es", n, popsize, 0.3, lr=0.2)
+    state = strategy.init(problem.initial_params(0), 17)
+    with es.RayEvaluator(problem, num_workers=2) as evaluator:
+        puts = []
+        put_table = evaluator._put_table
+        monkeypatch.setattr(evaluator, "_put_table", lambda table: (puts.append(table), put_table(table)))
+        for g in range(3):
+            pop = strategy.ask(state)
+            ev = evaluator.evaluate(pop.shared, pop.members, [[g]] * popsize)
+            state = strategy.tell(state, pop, np.arange(popsize, dtype=float))
+            assert ev.bytes_sent < 2_000  # the centre, then integers: never the table
+    assert puts == [strategy.noise_table(state)]  # once per run, not per generation
+    assert evaluator.table_bytes == 4 * strategy.noise_table_size
+    held = {(count, mapped) for count, mapped, _ in ev.returns}
+    assert held == {(1.0, 1.0)}  # every worker holds one table, mapped from the object store
+    assert len({pid for _, _, pid in ev.returns}) == 2
+
+
+def test_a_node_without_room_for_the_table_is_one_line(monkeypatch):
+    strategy = es.make_strategy("openai-es", 3, 2, 0.1)
+    pop = strategy.ask(strategy.init(np.zeros(3, np.float32), 0))
+    with es.RayEvaluator(NoRoom(3), num_workers=1) as evaluator:  # a worker's fetch fails
+        with pytest.raises(es.ResourceError, match=r"^Ray node 10.0.0.7 cannot hold the noise table") as info:
+            evaluator.evaluate(pop.shared, pop.members, [[1], [1]])
+        assert "\n" not in str(info.value)
+
+        def full(*args, **kwargs):
+            raise ray.exceptions.ObjectStoreFullError("object store full; spilling failed")
+
+        ray = evaluator._ray
+        fresh = es.make_strategy("openai-es", 3, 2, 0.1)
+        other = fresh.ask(fresh.init(np.zeros(3, np.float32), 1))  # another run: its table is put
+        monkeypatch.setattr(ray, "put", full)
+        with pytest.raises(es.ResourceError, match=r"cannot put the noise table \(4 MiB\) in Ray's object store "
+                                                  r"\(object store full; spilling failed\); give the head node") as info:
+            evaluator.evaluate(other.shared, other.members, [[1], [1]])
+        assert "\n" not in str(info.value)
+        monkeypatch.setattr(ray, "get", full)  # and a worker's fetch, as the worker runs it
+        with pytest.raises(es.ResourceError, match=r"^Ray node \S+ cannot hold the noise table \(4 MiB\) in its "
+                                                  r"object store \(object store full; spilling failed\); give every node"):
+            evaluation.fetch_table(other.shared.table, None)

@@ -86,6 +86,30 @@ def test_resume_equals_uninterrupted(tmp_path, name):
     assert first == second
 
 
+@pytest.mark.parametrize("name", ["openai-es", "pgpe"])
+def test_a_run_from_before_the_noise_table_is_refused_on_resume(tmp_path, name):
+    """Its noise came from per-member seeds: continuing it with table noise would silently change the stream."""
+    run(tmp_path / "old", name, generations=2)
+    config = json.loads((tmp_path / "old" / "config.json").read_text())
+    del config["es_run"]["strategy"]["noise_table_size"]  # what config.json held before the table
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    before = {p: p.read_bytes() for p in (tmp_path / "old").rglob("*") if p.is_file()}
+    with pytest.raises(es.UsageError, match="started by an older version without the strategy setting "
+                                            "noise_table_size .its noise came from per-member seeds") as info:
+        run(tmp_path / "old", name, generations=4, resume=True)
+    assert "\n" not in str(info.value)
+    assert {p: p.read_bytes() for p in (tmp_path / "old").rglob("*") if p.is_file()} == before  # nothing touched
+
+
+def test_resume_refuses_another_noise_table_size(tmp_path):
+    run(tmp_path / "r", generations=2)
+    strategy = es.make_strategy("openai-es", 6, 6, 0.3, lr=0.2, optimizer="adam", noise_table_size=2**21)
+    problem = NoisySphere(6)
+    with pytest.raises(es.UsageError, match="strategy noise_table_size=1048576, not 2097152"):
+        es.evolve(problem, strategy, es.SerialEvaluator(problem), tmp_path / "r", generations=4, episodes=2, seed=5,
+                  eval_every=2, eval_episodes=3, progress="none", resume=True)
+
+
 def test_resume_skips_a_damaged_newest_checkpoint(tmp_path, capsys):
     straight = run(tmp_path / "a", generations=6)
     run(tmp_path / "b", generations=6)

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 import es
-from es.population import materialize, standard_noise
+from es import noise_table
+from es.population import materialize
+from es.strategy import pair_offsets
 from es_problems import Quadratic, Rastrigin, Sphere
 
 
@@ -29,7 +31,7 @@ def test_openai_es_gradient_matches_true_gradient_direction_on_quadratic():
     pop = strategy.ask(state)
     fitness = np.array([problem.value(materialize(pop.shared, m)) for m in pop.members])
     w = es.raw(fitness)
-    g = es.estimate_gradient([m.noise_seed for m in pop.members[0::2]], w[0::2] - w[1::2], 0.05, 4000, n)
+    g = es.estimate_gradient(noise_table.load(pop.shared.table), pair_offsets(pop), w[0::2] - w[1::2], 0.05, 4000, n)
     true = problem.gradient(centre)
     cosine = g @ true / np.linalg.norm(g) / np.linalg.norm(true)
     assert cosine > 0.99
@@ -40,7 +42,7 @@ def test_openai_es_gradient_matches_true_gradient_direction_on_quadratic():
 
 def test_openai_es_update_equals_reference_formula():
     """One SGD step equals centre + lr/(P sigma) sum_i w_i eps_i, with eps_i recovered from the
-    worker-side parameters (so the driver's regenerated noise matches what workers used)."""
+    worker-side parameters (so the driver reads the same table slices the workers used)."""
     n, popsize, sigma, lr = 30, 10, 0.3, 0.7
     problem = Sphere(n)
     strategy = es.OpenAIES(n, popsize, sigma, lr, weight_decay=0.01, shaping="centered_ranks")
@@ -74,7 +76,7 @@ def test_antithetic_members_are_mirror_images_and_pairs_share_groups():
     for k in range(4):
         plus, minus = (materialize(pop.shared, m) for m in pop.members[2 * k: 2 * k + 2])
         np.testing.assert_allclose((plus + minus) / 2, 1.0, atol=1e-6)
-    assert len({m.noise_seed for m in pop.members}) == 4
+    assert len({m.offset for m in pop.members}) == 4
 
 
 # -- PGPE -----------------------------------------------------------------------------------
@@ -87,7 +89,8 @@ def test_pgpe_gradients_equal_evotorch_formulas():
     state = strategy.init(problem.initial_params(0), 4)
     pop = strategy.ask(state)
     fitness = np.array([problem.value(materialize(pop.shared, m)) for m in pop.members])
-    scaled = np.stack([standard_noise(m.noise_seed, n) for m in pop.members[0::2]]).astype(np.float64) * sigma
+    values = noise_table.load(pop.shared.table)
+    scaled = np.stack([values[m.offset:m.offset + n] for m in pop.members[0::2]]).astype(np.float64) * sigma
     w = es.centered_ranks(fitness)
     fplus, fminus = w[0::2], w[1::2]
     grad_mu = ((fplus - fminus) / 2) @ scaled / (popsize // 2)
