@@ -3,11 +3,11 @@
 Gymnasium's ``CarRacing`` draws each observation on a 1000x800 pygame Surface
 and shrinks it with ``pygame.transform.smoothscale``; moving those ~3 MB of
 pixels several times per step is what costs. :func:`render_state_frame`
-computes the very same 96x96 result one canvas row at a time, in a
-1000-pixel buffer that stays in the L1 cache: each row is painted by exact
-ports of the pygame-ce 2.5.8 C code the reference calls, then gathered for
-the horizontal shrink; only the 96 shrunk pixels per row are kept for the
-vertical one.
+computes the very same 96x96 result one canvas row at a time, never holding
+a row's pixels: a row is a handful of runs of one colour (5-15 while
+driving), painted by exact ports of the pygame-ce 2.5.8 C code the
+reference calls and shrunk from its runs; only the 96 shrunk values per
+channel are kept for the vertical shrink.
 
 Ported C, integer arithmetic and rounding included (pygame-ce 2.5.8 sources):
 
@@ -32,11 +32,15 @@ operation on one row before the next gives the reference's pixels. Per row,
 only the polygons whose vertex rows include it are visited; painting starts
 at the last polygon whose fill covers the whole row (usually the background
 square, or the indicator panel; what lies under it is never seen); outline
-pixels that a polygon's own fill overwrites next are skipped; and the
-shrink's ~10-pixel windows that no write touched inside are summed as
-``count * colour``.
+pixels that a polygon's own fill overwrites next are skipped; polygon spans
+are computed edge by edge for all rows at once (:func:`_gfx_span_table`).
+The X shrink's ~10-pixel windows inside one run of a polygon's colour are
+copied from that colour's precomputed outputs (:func:`_colour_tables`), and
+since consecutive rows differ only where an edge moved, a row recomputes
+just the windows whose pixels changed from the row before; the Y shrink adds
+a value times the rows it lasted when it changes (:func:`_shrink_row`).
 
-Pixels inside are ``r << 32 | g << 16 | b`` (int64): the shrink sums three
+Colours inside are ``r << 32 | g << 16 | b`` (int64): the shrink sums three
 channels with one add. Colours come in as ``0xRRGGBB`` (a 32-bit XRGB
 Surface's pixel, alpha 255). Polygons are flat vertex arrays: polygon ``i``
 has the vertices ``vx[start[i]:start[i + 1]]``, ``vy[...]`` (float64: the
@@ -224,16 +228,33 @@ def _blend(row, meta, x, color, alpha):
     Each channel becomes ``d + ((c - d) * alpha >> 8)`` (floor shift; the C
     unsigned wrap-around gives exactly this). Colours are packed (see _pack).
     """
-    if x < 0 or x >= meta[1]:
+    width = meta[1]
+    if x < 0 or x >= width:
         return
-    d = row[1, _run_at(row, meta[0], x)]
+    count = meta[0]
+    i = _run_at(row, count, x)
+    d = row[1, i]
     out = 0
     for shift in (32, 16, 0):
         dc = (d >> shift) & 255
         cc = (color >> shift) & 255
         out |= ((dc + (((cc - dc) * alpha) >> 8)) & 255) << shift
-    if out != d:
-        _fill(row, meta, x, x, out, -1)
+    if out == d:
+        return
+    # Pixel x of run i becomes its own run: the run splits into up to three.
+    first = row[0, i] == x
+    last = (row[0, i + 1] if i + 1 < count else width) == x + 1
+    if first and last:
+        row[1, i], row[2, i] = out, -1
+        return
+    opened = 1 if first or last else 2
+    for j in range(count - 1, i, -1):
+        row[0, j + opened], row[1, j + opened], row[2, j + opened] = row[0, j], row[1, j], row[2, j]
+    at = i if first else i + 1
+    if not last:  # the rest of the run restarts after x
+        row[0, at + 1], row[1, at + 1], row[2, at + 1] = x + 1, d, row[2, i]
+    row[0, at], row[1, at], row[2, at] = x, out, -1
+    meta[0] = count + opened
 
 
 @_inline
@@ -818,7 +839,7 @@ def _shrink_row_x(runs, meta, plan, tables, out):
                     out[channel * w + i] = tables[p, channel, i]
             k = stop
             continue
-        whole, last, previous = _window_inputs(runs, count, width, boundary, k, r)
+        whole, last, previous, _ = _window_inputs(runs, count, width, boundary, k, r)
         for channel in range(3):
             out[channel * w + k] = _shrunk_value(
                 whole, last, previous, k, counter, share, recip, channel)
@@ -829,7 +850,8 @@ def _shrink_row_x(runs, meta, plan, tables, out):
 def _window_inputs(runs, count, width, boundary, k, r):
     """The X shrink's inputs for output ``k``: the packed sum of its whole
     pixels, its boundary pixel and the previous output's boundary pixel (0
-    for the first). ``r``: a run at or before the window's first pixel."""
+    for the first), and the run holding its first pixel. ``r``: a run at or
+    before that pixel, where the search starts."""
     lo = boundary[k - 1] if k > 0 else 0
     while r + 1 < count and runs[0, r + 1] <= lo:
         r += 1
@@ -844,7 +866,7 @@ def _window_inputs(runs, count, width, boundary, k, r):
         x = stop
     while q + 1 < count and runs[0, q + 1] <= boundary[k]:
         q += 1
-    return whole, runs[1, q], runs[1, r] if k > 0 else 0
+    return whole, runs[1, q], runs[1, r] if k > 0 else 0, r
 
 
 # Consecutive canvas rows differ only where an edge moved (by about a pixel
@@ -886,6 +908,7 @@ def _shrink_row_changes(runs, meta, seen, seen_count, y, plan, window_at, line, 
     i = j = 0
     x = 0
     done = -1  # outputs up to here are recomputed
+    hint = 0  # a run at or before the next recomputed window's first pixel
     while x < width:
         next_old = seen[0, i + 1] if i + 1 < old else width
         next_new = runs[0, j + 1] if j + 1 < count else width
@@ -895,7 +918,7 @@ def _shrink_row_changes(runs, meta, seen, seen_count, y, plan, window_at, line, 
             if last < w and boundary[last] == end - 1:
                 last += 1
             for k in range(first, min(last, w - 1) + 1):
-                whole, edge, previous = _window_inputs(runs, count, width, boundary, k, 0)
+                whole, edge, previous, hint = _window_inputs(runs, count, width, boundary, k, hint)
                 for channel in range(3):
                     value = _shrunk_value(whole, edge, previous, k, counter, share, recip, channel)
                     _set_lane(line, acc, since, channel * w + k, value, y)

@@ -12,12 +12,12 @@ the drawing (``_render`` and ``_render_road``), so physics, rewards,
 terminations, ``info``, spaces and constructor arguments *are* Gymnasium's own
 code. The drawing computes the same thing differently:
 
-* polygon vertices are transformed in compiled loops (:func:`_transform`,
-  :func:`_cull`) with the exact float64 operations (and operation order)
-  pygame's ``Vector2.rotate_rad`` and the reference's ``c * zoom +
-  translation`` use, so every vertex is the same float as in the reference;
-  the car's Box2D ``transform * vertex`` is float32 NumPy, which Box2D's own
-  float32 arithmetic equals;
+* polygon vertices are transformed in compiled loops (:func:`_cull` and
+  :mod:`envs.car_racing_scene`) with the exact float64 operations (and
+  operation order) pygame's ``Vector2.rotate_rad`` and the reference's ``c *
+  zoom + translation`` use, so every vertex is the same float as in the
+  reference; the car's Box2D ``transform * vertex`` and the indicator bars
+  are computed there too (float32 for Box2D, as Box2D does);
 * polygons are culled in bulk, and more tightly than the reference: a polygon
   is skipped when its bounding box misses the pixels that survive into the
   observation (the canvas, minus the rows the indicator panel paints over);
