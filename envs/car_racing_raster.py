@@ -482,17 +482,26 @@ def _gfx_span_table(vx, vy, start, bounds, height):
             stop = min(y2 - 1, hi)
             if y2 == maxy and maxy <= hi:
                 stop = maxy
-            for y in range(max(y1, lo), stop + 1):
-                # C's integer division, as a float64 division: both operands
-                # are exact (< 2**33), y >= y1 makes the quotient >= 0, and a
-                # non-integer one lies >= 1 / (y2 - y1) >= 2**-16 from an
-                # integer, far beyond the division's rounding error (< 2**-20):
-                # truncating it is C's result (an int64 division of these
-                # ~10**9 numerators took ~70 ns here).
-                step = _i32(int(np.float64(65536 * (y - y1)) / np.float64(y2 - y1)))
-                k = first[i] + y - lo
-                ends[k, count[k]] = _i32(_i32(step * (x2 - x1)) + _i32(65536 * x1))
+            y = max(y1, lo)
+            if y > stop:
+                continue
+            # C's (65536 * (y - y1)) / (y2 - y1), stepped from row to row: the
+            # quotient grows by 65536 // dy and the remainder by 65536 % dy,
+            # carrying one when it reaches dy (exact; a division per row of
+            # the ~10**9 numerators of a far vertex took ~70 ns here).
+            dy = y2 - y1
+            quotient, remainder = divmod(65536 * (y - y1), dy)
+            grow, grow_remainder = divmod(65536, dy)
+            k = first[i] + y - lo
+            for _ in range(y, stop + 1):
+                ends[k, count[k]] = _i32(_i32(_i32(quotient) * (x2 - x1)) + _i32(65536 * x1))
                 count[k] += 1
+                k += 1
+                quotient += grow
+                remainder += grow_remainder
+                if remainder >= dy:
+                    remainder -= dy
+                    quotient += 1
         for k in range(first[i], first[i] + hi - lo + 1):
             ints = ends[k]
             n = count[k]
@@ -991,12 +1000,12 @@ def _shrink_y_plan(height, out_h):
 
 
 @njit(cache=True)
-def _palette(gcolor, dcolor, hcolor):
-    """The frame's distinct 0xRRGGBB colours (black included: the fresh
-    Surface) and the index among them of each polygon's colour and of black."""
-    distinct = np.unique(np.concatenate((gcolor, dcolor, hcolor, np.zeros(1, np.int64))))
+def _palette(gcolor, dcolor, hcolor, background):
+    """The frame's distinct 0xRRGGBB colours (the scene's ``background``
+    included) and the index among them of each polygon's colour and of it."""
+    distinct = np.unique(np.concatenate((gcolor, dcolor, hcolor, np.full(1, background, np.int64))))
     return (distinct, np.searchsorted(distinct, gcolor), np.searchsorted(distinct, dcolor),
-            np.searchsorted(distinct, hcolor), np.searchsorted(distinct, 0))
+            np.searchsorted(distinct, hcolor), np.searchsorted(distinct, background))
 
 
 @njit(cache=True)
@@ -1015,7 +1024,7 @@ def _paint_frame_rows(gfx, scene, hud, text, ints, runs, meta, seen, seen_count,
     xplan, window_at, yplan, output_of, (line, acc, since, planar) = shrink
     dvx, dvy, dstart, dcolor, dpalette, dbounds, drows = scene
     hvx, hvy, hstart, hcolor, hpalette, hbounds, hrows = hud
-    text_pixels, text_x, text_y, black = text
+    text_pixels, text_x, text_y, background, background_palette = text
     height, width = output_of.shape[0], meta[1]
     seen_count[0] = -1
     for out_row in range(height):
@@ -1027,7 +1036,7 @@ def _paint_frame_rows(gfx, scene, hud, text, ints, runs, meta, seen, seen_count,
             _clear(runs, meta, hcolor[cover], hpalette[cover])
         else:
             row = height - 1 - out_row  # the vertical flip
-            _paint_gfx_row(row, gfx, runs, meta, 0, black)
+            _paint_gfx_row(row, gfx, runs, meta, background, background_palette)
             if drows[0] <= row <= drows[1]:
                 _paint_draw_row(
                     row, dvx, dvy, dstart, dcolor, dpalette, dbounds, 0, ints, runs, meta
@@ -1090,11 +1099,12 @@ def render_state_frame(
     dvx, dvy, dstart, dcolor,
     hvx, hvy, hstart, hcolor,
     text, text_x, text_y,
-    width, height, out_w, out_h,
+    width, height, out_w, out_h, background=0,
 ):
     """The reference's state frame, ``smoothscale(flip(scene) + HUD)``.
 
-    Scene (unflipped canvas, zeroed like a fresh Surface): SDL_gfx polygons
+    Scene (unflipped canvas, filled with ``background``: 0 like the
+    reference's fresh Surface, or a colour known to cover it): SDL_gfx polygons
     ``g*`` (``aapolygon`` then ``filled_polygon`` each), then
     ``pygame.draw.polygon`` polygons ``d*``. After the vertical flip: HUD
     polygons ``h*`` (``pygame.draw.polygon``), then the opaque blit of
@@ -1103,7 +1113,8 @@ def render_state_frame(
     is ``width`` x ``height``. Returns (out_h, out_w, 3) uint8 RGB, as
     ``_create_image_array`` does.
     """
-    colors, gpalette, dpalette, hpalette, black = _palette(gcolor, dcolor, hcolor)
+    colors, gpalette, dpalette, hpalette, background_palette = _palette(
+        gcolor, dcolor, hcolor, background)
     gfx = _gfx_polygons(gvx, gvy, gstart, gcolor, gpalette, width, height)
     scene = _draw_polygons(dvx, dvy, dstart, dcolor, dpalette)
     hud = _draw_polygons(hvx, hvy, hstart, hcolor, hpalette)
@@ -1116,7 +1127,7 @@ def render_state_frame(
     runs, meta, seen, seen_count, ints = _row_buffers(
         width, max(gvx.shape[0], dvx.shape[0], hvx.shape[0]))
     _paint_frame_rows(
-        gfx, scene, hud, (text_packed, text_x, text_y, black), ints, runs, meta, seen,
+        gfx, scene, hud, (text_packed, text_x, text_y, _pack(background), background_palette), ints, runs, meta, seen,
         seen_count, shrink, tables,
     )
     return _interleave(shrink[4][3], out_w)

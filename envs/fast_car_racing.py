@@ -529,6 +529,14 @@ class FastCarRacing(CarRacing):
             rotation(angle), zoom, (float(translation[0]), float(translation[1])),
         )
 
+    def _field_covers_canvas(self, zoom) -> bool:
+        """Whether the background square contains everything within reach of
+        the car: it then covers the canvas, its anti-aliased outline at least
+        _FILL_MARGIN px outside, and filling the canvas with its colour is exact."""
+        car_x, car_y = self.car.hull.position
+        reach = _REACH_PX / zoom
+        return abs(car_x) + reach <= PLAYFIELD and abs(car_y) + reach <= PLAYFIELD
+
     def _polygon_color(self, index):
         """The colour the reference passes to gfxdraw for polygon ``index``."""
         n_grass = len(_GRASS)
@@ -553,9 +561,7 @@ class FastCarRacing(CarRacing):
         # Background square (drawn with clip=False by the reference). If it
         # contains everything within reach of the car, it covers the canvas
         # with its outline >= _FILL_MARGIN px outside: a plain fill is exact.
-        car_x, car_y = self.car.hull.position
-        reach = _REACH_PX / zoom
-        if abs(car_x) + reach <= PLAYFIELD and abs(car_y) + reach <= PLAYFIELD:
+        if self._field_covers_canvas(zoom):
             surface.fill(self._fill_pixel(surface, self.bg_color))
         else:  # start zoom or near the edge: zero like a fresh Surface, draw
             surface.fill(0)
@@ -741,19 +747,28 @@ class FastCarRacing(CarRacing):
             return None
         drawn, px, py = visible
         colors = self._gfx_colors(drawn)
-        # The background square first (clip=False: always drawn).
-        gfx_x, gfx_y = np.empty(4 + px.size), np.empty(4 + py.size)
-        place(_FIELD[:, 0], _FIELD[:, 1], *view, gfx_x[:4], gfx_y[:4])
-        gfx_x[4:], gfx_y[4:] = px.ravel(), py.ravel()
+        if colors is None:
+            return None
+        # The background square first (clip=False: always drawn). When it
+        # covers the canvas with its outline off it (see _render_road), the
+        # canvas simply starts in its colour.
+        if self._field_covers_canvas(zoom):
+            background, colors = int(colors[0]), colors[1:]
+            gfx_x, gfx_y = px.ravel(), py.ravel()
+        else:
+            background = 0  # the reference's fresh Surface
+            gfx_x, gfx_y = np.empty(4 + px.size), np.empty(4 + py.size)
+            place(_FIELD[:, 0], _FIELD[:, 1], *view, gfx_x[:4], gfx_y[:4])
+            gfx_x[4:], gfx_y[4:] = px.ravel(), py.ravel()
         gfx_start = np.arange(0, len(gfx_x) + 1, 4, dtype=np.int64)
 
         car = self._car_pixels(view)
         text = self._text_pixels(f"{self.reward:04.0f}")
-        if text is None or colors is None or car is None:
+        if text is None or car is None:
             return None
         return raster.render_state_frame(
             gfx_x, gfx_y, gfx_start, colors, *car, *self._hud_pixels(),
-            *text, WINDOW_W, WINDOW_H, STATE_W, STATE_H,
+            *text, WINDOW_W, WINDOW_H, STATE_W, STATE_H, background,
         )
 
     def _score_text(self, text: str) -> pygame.Surface:
