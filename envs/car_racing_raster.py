@@ -89,9 +89,12 @@ def _nrt_option_available() -> bool:
 # plain ``njit(cache=True)`` and call kernels. ``_nrt`` is a private Numba
 # option; where it is unknown the kernels compile normally (same results).
 _kernel = njit(cache=True, _nrt=False) if _nrt_option_available() else njit(cache=True)
-# Small helpers called per pixel or per polygon row are inlined into their
-# callers at Numba's level: left to LLVM, calls passing several arrays (each
-# a struct of ~7 words) stayed calls and cost more than their bodies.
+# Everything called per row, per polygon row or per pixel is inlined into
+# its caller at Numba's level: left to LLVM, calls passing several arrays
+# (each a struct of ~7 words) and tuples of them stayed calls and cost more
+# than their bodies (the frame took 544 us with the helpers alone inlined,
+# 430-480 us with the row functions too; the first compile takes ~50 s
+# instead of ~25 s, once per machine: the result is cached on disk).
 _inline = (njit(cache=True, _nrt=False, inline="always") if _nrt_option_available()
            else njit(cache=True, inline="always"))
 
@@ -365,7 +368,7 @@ def _outside(spans, count, x):
     return True
 
 
-@_kernel
+@_inline
 def _aaline_row(records, j, row, color, palette, spans, count, runs, meta):
     """Paint row ``row`` of the anti-aliased line ``records[j]`` (see _aaline_record).
 
@@ -659,7 +662,7 @@ def _rows_to_polygons(bounds, height):
     return offsets, polygons
 
 
-@_kernel
+@_inline
 def _paint_gfx_row(row, gfx, runs, meta, background, background_palette):
     """Canvas row ``row``, cleared to ``background``, then each SDL_gfx polygon
     of the row (see _rows_to_polygons): ``aapolygon``, then ``filled_polygon``.
@@ -695,7 +698,7 @@ def _paint_gfx_row(row, gfx, runs, meta, background, background_palette):
             _fill(runs, meta, row_spans[2 * s], row_spans[2 * s + 1], color[i], palette[i])
 
 
-@_kernel
+@_inline
 def _paint_draw_row(row, vx, vy, start, color, palette, bounds, first, ints, runs, meta):
     """Canvas row ``row`` of each ``pygame.draw.polygon`` from ``first`` on, in turn
     (``drawhorzlineclipbounding`` per span: ends ordered, clipped)."""
@@ -708,7 +711,7 @@ def _paint_draw_row(row, vx, vy, start, color, palette, bounds, first, ints, run
             _fill(runs, meta, min(x1, x2), max(x1, x2), color[i], palette[i])
 
 
-@_kernel
+@_inline
 def _last_draw_cover(row, vx, vy, start, bounds, ints, width):
     """The last ``pygame.draw.polygon`` whose fill covers all of ``row``, or -1."""
     for i in range(start.shape[0] - 2, -1, -1):
@@ -720,7 +723,7 @@ def _last_draw_cover(row, vx, vy, start, bounds, ints, width):
     return -1
 
 
-@_kernel
+@_inline
 def _blit_row(row, text, text_x, text_y, runs, meta):
     """Row ``row`` of an opaque blit of ``text`` (h, w) packed pixels at (text_x, text_y).
 
@@ -819,7 +822,7 @@ def _colour_tables(colors, plan):
     return tables
 
 
-@_kernel
+@_inline
 def _shrink_row_x(runs, meta, plan, tables, out):
     """``filter_shrink_X_SSE2`` of one painted row -> ``out`` (3 * w,) uint8,
     channel-major (R block, G block, B block).
@@ -886,7 +889,7 @@ def _window_inputs(runs, count, width, boundary, k, r):
 # the Y filter's sums up to row ``since`` (3 * w,) int64 of each lane.
 
 
-@_kernel
+@_inline
 def _remember_runs(runs, meta, seen, seen_count):
     """Copy the row's runs to ``seen``, the previous row for the next one."""
     count = meta[0]
@@ -904,7 +907,7 @@ def _set_lane(line, acc, since, lane, value, y):
         since[lane] = y
 
 
-@_kernel
+@_inline
 def _shrink_row_changes(runs, meta, seen, seen_count, y, plan, window_at, line, acc, since):
     """Update the X-shrunk row for row ``y``: recompute the outputs whose
     pixels differ between ``seen`` (the previous row's runs) and ``runs``.
@@ -939,7 +942,7 @@ def _shrink_row_changes(runs, meta, seen, seen_count, y, plan, window_at, line, 
             j += 1
 
 
-@_kernel
+@_inline
 def _shrink_y_row(line, y, plan, output_of, acc, since, out):
     """``filter_shrink_Y_SSE2`` at row ``y``: a boundary row ``k = output_of[y]``
     completes output row ``out[k]`` (h, L) from the rows summed since the last
@@ -958,7 +961,7 @@ def _shrink_y_row(line, y, plan, output_of, acc, since, out):
         since[i] = y + 1
 
 
-@_kernel
+@_inline
 def _shrink_row(runs, meta, seen, seen_count, y, xplan, tables, window_at, line, acc, since,
                 yplan, output_of, out):
     """Shrink painted row ``y`` into the frame ``out`` (h, 3 * w): in X, from
