@@ -11,6 +11,7 @@ minus an optional coefficient penalty, the environment steps taken and every ret
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -55,10 +56,6 @@ class ParamSpec:
 # -- action heads: network outputs -> environment actions ---------------------------------
 # Each head squashes at most once: with output_activation="tanh" the network's outputs are
 # already in [-1, 1] and the head only rescales them; with a linear output the head squashes.
-def _sigmoid(v):
-    return 1.0 / (1.0 + np.exp(-v))
-
-
 class DiscreteHead:
     """Discrete(n): the index of the largest output."""
 
@@ -102,7 +99,19 @@ class CarRacingHead:
     num_outputs = 3
 
     def __call__(self, y: np.ndarray):
-        return np.array([np.tanh(y[0]), _sigmoid(y[1]), _sigmoid(y[2])], dtype=np.float32)
+        # Three scalars: Python's math in double precision, rounded to float32 once, takes
+        # ~0.8 us against ~1.3 us for NumPy's float32 scalar ufuncs (inside a step, where
+        # their code is cold, ~2.2 against ~2.8 us), which counts at ~100 us a CarRacing
+        # step. The values are the correctly rounded ones up to rare double-rounding ties;
+        # NumPy's float32 functions differ from them in the last bit for ~3/4 of inputs.
+        steer, gas, brake = y.tolist()
+        return np.array([math.tanh(steer), _sigmoid_scalar(gas), _sigmoid_scalar(brake)], dtype=np.float32)
+
+
+def _sigmoid_scalar(v: float) -> float:
+    """1 / (1 + exp(-v)) for a Python float, without overflow (exp is capped at e**700, where the
+    result is 0 in float32 anyway)."""
+    return 1.0 / (1.0 + math.exp(min(-v, 700.0)))
 
 
 def make_head(action_space: gym.Space, env_id: str | None = None, squashed: bool = False):

@@ -49,6 +49,28 @@ def test_cnn_uses_the_flat_vector_as_a_view():
         cnn.encode(np.zeros((3, 96, 96), dtype=np.float32))
 
 
+def test_cnn_on_resized_env_frames_matches_torch_and_is_repeatable():
+    # Frames as the env makes them (uint8, area-resized: flat regions, exact 0 and 1), weights
+    # up to the scale where tanh saturates; the kernels' buffers are reused across calls, so
+    # a frame's features must not depend on what was encoded before it.
+    from envs.car_racing import area_resize
+    rng = np.random.default_rng(3)
+    raw = rng.integers(0, 256, (4, 96, 96, 3), dtype=np.uint8)
+    raw[0] = 0
+    raw[1, :40] = 255
+    frames = [area_resize(f.transpose(2, 0, 1), 84) for f in raw]
+    for scale in (0.1, 1.0, 5.0):
+        flat = rng.uniform(-scale, scale, PaperCNN.num_params).astype(np.float32)
+        cnn, other = PaperCNN(), PaperCNN()
+        cnn.set_params(flat)
+        other.set_params(flat[::-1].copy()[::-1])  # a non-contiguous vector is copied once, same weights
+        first = [cnn.encode(f).copy() for f in frames]
+        for frame, features in zip(frames[::-1], first[::-1]):
+            assert np.array_equal(cnn.encode(frame), features)
+            assert np.array_equal(other.encode(np.asfortranarray(frame)), features)  # any layout, same bits
+            np.testing.assert_allclose(features, torch_paper_cnn(frame, flat), rtol=1e-5, atol=5e-6 * max(1.0, scale))
+
+
 def test_paper_parameter_counts():
     car = AgentProblem("CarRacing-v3", AgentConfig(encoder="cnn"))
     assert car.policy.spec.sizes() == {"encoder": 1362, "network": 456_640}

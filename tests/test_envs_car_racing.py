@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import envs
-from envs.car_racing import area_resize_matrix
+from envs.car_racing import area_resize, area_resize_matrix, area_resize_taps
 
 GAS = np.array([0.0, 1.0, 0.0], dtype=np.float32)
 BRAKE = np.array([0.0, 0.0, 0.8], dtype=np.float32)
@@ -58,6 +58,54 @@ def test_area_resize_matrix_averages_by_overlap():
     np.testing.assert_allclose(resize @ signal, np.repeat(signal, 84).reshape(84, 96).mean(axis=1))
     with pytest.raises(ValueError, match="only shrinks"):
         area_resize_matrix(84, 96)
+
+
+def exact_area_mean(frames_hwc: np.ndarray, size: int) -> np.ndarray:
+    """The definition in float64: (..., H, W, C) uint8 -> (..., C, size, size), overlap-weighted means / 255."""
+    rows = area_resize_matrix(frames_hwc.shape[-3], size)
+    cols = area_resize_matrix(frames_hwc.shape[-2], size)
+    return np.einsum("ih,...hwc,jw->...cij", rows, frames_hwc / 255.0, cols)
+
+
+@pytest.mark.parametrize("source, target", [(96, 84), (96, 96), (96, 64), (96, 50), (96, 17), (96, 16), (84, 83), (7, 3)])
+def test_area_resize_taps_are_the_matrix_in_whole_numbers(source, target):
+    first, weights = area_resize_taps(source, target)
+    assert weights.dtype == np.float32 and np.array_equal(weights, np.round(weights))
+    assert first.min() >= 0 and first.max() + weights.shape[1] <= source  # every tap inside the signal
+    dense = np.zeros((target, source))
+    for i in range(target):
+        dense[i, first[i]: first[i] + weights.shape[1]] = weights[i]
+    np.testing.assert_allclose(dense / source, area_resize_matrix(source, target), rtol=0, atol=1e-12)
+    assert area_resize_taps(96, 84)[1].shape == (84, 2)  # 96 -> 84 reads 2 x 2 input pixels per output pixel
+
+
+@pytest.mark.parametrize("size", [84, 96, 64, 50, 17, 16])
+def test_uint8_resize_is_the_exact_mean_to_one_ulp_for_every_layout(size):
+    rng = np.random.default_rng(size)
+    frames = rng.integers(0, 256, (2, 96, 96, 3), dtype=np.uint8)
+    frames[0, :8] = 255  # saturated rows: the mean must come out as exactly 1, never above
+    frames[1, -8:] = 0
+    expected = exact_area_mean(frames, size)
+    ulp = np.spacing(expected.astype(np.float32))
+
+    one = area_resize(frames[0].transpose(2, 0, 1), size)  # what PixelObservation passes: a view, no copy
+    assert one.shape == (3, size, size) and one.dtype == np.float32 and one.flags.c_contiguous
+    assert np.all(np.abs(one - expected[0]) <= ulp[0]) and one.max() == 1.0 and one.min() >= 0.0
+    other = area_resize(frames[1].transpose(2, 0, 1), size)
+    assert np.array_equal(area_resize(frames.transpose(0, 3, 1, 2), size), np.stack([one, other]))  # a batch
+    # Channels-first contiguous planes and a single 2-D plane take the C = 1 route: same numbers.
+    assert np.array_equal(area_resize(np.ascontiguousarray(frames[0].transpose(2, 0, 1)), size), one)
+    assert np.array_equal(area_resize(frames[0, :, :, 1], size), one[1])
+
+
+def test_uint8_resize_agrees_with_the_matrix_path_and_torch():
+    torch = pytest.importorskip("torch")
+    frame = np.random.default_rng(7).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    kernel = area_resize(frame.transpose(2, 0, 1), 84)
+    as_int16 = area_resize(frame.transpose(2, 0, 1).astype(np.int16), 84)  # other integer types: the matrices
+    as_tensor = area_resize(torch.from_numpy(frame).permute(2, 0, 1)[None], 84)[0].numpy()  # pretraining's path
+    np.testing.assert_allclose(as_int16, kernel, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(as_tensor, kernel, rtol=0, atol=1e-6)
 
 
 def run_scripted(neg_reward_limit, steps, seed=3):
