@@ -443,6 +443,19 @@ def _sort_small(values, count):
 # is updated atomically, a cost that showed at ~100 polygon rows per frame.
 
 
+@_inline
+def _edge_downwards(vx, vy, a, b, e):
+    """Polygon edge ``e`` (from the previous vertex, cyclically in ``a..b - 1``)
+    with its ends ordered top to bottom, as the C fill loops take it:
+    ``(sloped, x1, y1, x2, y2)``, ``sloped`` False for a horizontal edge."""
+    prev = b - 1 if e == a else e - 1
+    if vy[prev] < vy[e]:
+        return True, vx[prev], vy[prev], vx[e], vy[e]
+    if vy[prev] > vy[e]:
+        return True, vx[e], vy[e], vx[prev], vy[prev]
+    return False, vx[e], vy[e], vx[prev], vy[prev]
+
+
 @njit(cache=True)
 def _gfx_span_table(vx, vy, start, bounds, height):
     """The spans SDL_gfx ``filledPolygonColorMT`` draws, for every row of every
@@ -472,14 +485,8 @@ def _gfx_span_table(vx, vy, start, bounds, height):
         if lo > hi:
             continue
         for e in range(a, b):
-            prev = b - 1 if e == a else e - 1
-            y1, y2 = vy[prev], vy[e]
-            if y1 < y2:
-                x1, x2 = vx[prev], vx[e]
-            elif y1 > y2:
-                y1, y2 = vy[e], vy[prev]
-                x1, x2 = vx[e], vx[prev]
-            else:
+            sloped, x1, y1, x2, y2 = _edge_downwards(vx, vy, a, b, e)
+            if not sloped:
                 continue
             # C: rows y1 <= y < y2, and the bottom row for an edge ending there.
             stop = min(y2 - 1, hi)
@@ -541,14 +548,8 @@ def _draw_spans(vx, vy, a, b, miny, maxy, row, ints):
         return 1
     count = 0
     for i in range(a, b):
-        prev = b - 1 if i == a else i - 1
-        y1, y2 = vy[prev], vy[i]
-        if y1 < y2:
-            x1, x2 = vx[prev], vx[i]
-        elif y1 > y2:
-            y1, y2 = vy[i], vy[prev]
-            x1, x2 = vx[i], vx[prev]
-        else:
+        sloped, x1, y1, x2, y2 = _edge_downwards(vx, vy, a, b, i)
+        if not sloped:
             continue
         if (y1 <= row < y2) or (row == maxy and y2 == maxy):
             intersect = np.float32(_i32((row - y1) * (x2 - x1))) / np.float32(y2 - y1)
