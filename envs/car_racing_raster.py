@@ -369,12 +369,14 @@ def _outside(spans, count, x):
 
 
 @_inline
-def _aaline_row(records, j, row, color, palette, spans, count, runs, meta):
+def _aaline_row(records, j, row, color, palette, spans, count, runs, meta, scratch):
     """Paint row ``row`` of the anti-aliased line ``records[j]`` (see _aaline_record).
 
-    Pixels inside the ``count`` ``spans`` the polygon's fill paints next on
-    this row are skipped: the fill overwrites them whatever they hold (about
-    half of an outline's pixels).
+    Single pixels inside the ``count`` ``spans`` the polygon's fill paints
+    next on this row are skipped: the fill overwrites them whatever they hold
+    (about half of an outline's pixels). An x-major line's pixels on the row
+    are consecutive and go in as one stretch (:func:`_blend_steps`).
+    ``scratch``: a (3, capacity) run buffer.
     """
     if row < records[j, 8] or row > records[j, 9]:
         return
@@ -405,25 +407,88 @@ def _aaline_row(records, j, row, color, palette, spans, count, runs, meta):
         if 1 <= n <= last and _outside(spans, count, x0 + xdir * n):
             _blend(runs, meta, x0 + xdir * n, color, (255 * 255) >> 8)
     else:  # x-major: the steps whose y (or y + 1, the paired pixel) is `row`
-        for pair in range(2):
-            m = row - y0 - pair
-            if m < 0:
-                continue
-            # ceil(m * 2**32 / erradj) in float64 is exact: the numerator is
-            # exact (< 2**53) and an inexact quotient is >= 1 / erradj away
-            # from an integer, far beyond the division's rounding error.
-            first = max(1, math.ceil((m << 32) / erradj))
-            stop = min(last, math.ceil(((m + 1) << 32) / erradj) - 1)
-            for n in range(first, stop + 1):
-                x = x0 + xdir * n
-                if not _outside(spans, count, x):
-                    continue
-                wgt = ((n * erradj) >> 24) & 255
-                if pair:
-                    alpha = (255 * wgt) >> 8
-                else:
-                    alpha = (255 * (255 - wgt)) >> 8
-                _blend(runs, meta, x, color, alpha)
+        # Steps n of block b have y = y0 + b: those with b = row - y0 put
+        # their own pixel on this row, those with b = row - y0 - 1 their
+        # paired one. Each block is a run of consecutive steps, so the row's
+        # pixels are the consecutive steps from the earlier block's first to
+        # the later block's last (pixels the polygon's fill covers next are
+        # blended too: the fill overwrites them whatever they hold).
+        m = row - y0
+        paired_first, paired_stop = _wu_block(m - 1, erradj, last)
+        own_first, own_stop = _wu_block(m, erradj, last)
+        first = paired_first if paired_first <= paired_stop else own_first
+        stop = own_stop if own_first <= own_stop else paired_stop
+        if first <= stop:
+            _blend_steps(runs, meta, scratch, x0, xdir, first, stop, paired_stop, erradj, color)
+
+
+@_inline
+def _wu_block(block, erradj, last):
+    """The steps ``n`` (1..last) of an x-major Wu line whose minor coordinate
+    has advanced ``block`` times, ``(first, stop)``; empty if first > stop."""
+    if block < 0:
+        return 1, 0
+    # ceil(m * 2**32 / erradj) in float64 is exact: the numerator is exact
+    # (< 2**53) and an inexact quotient is >= 1 / erradj away from an
+    # integer, far beyond the division's rounding error.
+    first = max(1, math.ceil((block << 32) / erradj))
+    stop = min(last, math.ceil(((block + 1) << 32) / erradj) - 1)
+    return first, stop
+
+
+@_inline
+def _blend_steps(runs, meta, scratch, x0, xdir, first, stop, paired_stop, erradj, color):
+    """Blend the pixels of Wu steps ``first..stop`` (at ``x0 + xdir * n``) on
+    this row: weight ``255 - wgt`` for a step's own pixel, ``wgt`` for the
+    paired pixel of steps up to ``paired_stop`` (see _aaline_row).
+
+    The consecutive pixels become runs in ``scratch`` (3, capacity), read
+    over the runs beneath in one pass, and replace that stretch of the row
+    at once: one by one, each would search the row and shift its tail.
+    """
+    width, count = meta[1], meta[0]
+    lo = x0 + xdir * (first if xdir > 0 else stop)
+    hi = x0 + xdir * (stop if xdir > 0 else first)
+    lo, hi = max(lo, 0), min(hi, width - 1)
+    if lo > hi:
+        return
+    i = _run_at(runs, count, lo)
+    head = i if runs[0, i] == lo else i + 1  # runs kept before the stretch
+    k = 0
+    for x in range(lo, hi + 1):
+        while i + 1 < count and runs[0, i + 1] <= x:
+            i += 1
+        d = runs[1, i]
+        n = (x - x0) * xdir
+        wgt = ((n * erradj) >> 24) & 255
+        alpha = (255 * wgt) >> 8 if n <= paired_stop else (255 * (255 - wgt)) >> 8
+        out = 0
+        for shift in (32, 16, 0):
+            dc = (d >> shift) & 255
+            cc = (color >> shift) & 255
+            out |= ((dc + (((cc - dc) * alpha) >> 8)) & 255) << shift
+        if k == 0 or scratch[1, k - 1] != out:
+            scratch[0, k], scratch[1, k], scratch[2, k] = x, out, -1
+            k += 1
+    # Run i holds pixel hi; what follows the stretch keeps its colour.
+    tail = hi + 1 < width and (i + 1 >= count or runs[0, i + 1] > hi + 1)
+    tail_color, tail_palette = runs[1, i], runs[2, i]
+    rest = i + 1  # the first old run after the stretch
+    dest = head + k + (1 if tail else 0)
+    moved = count - rest
+    if dest < rest:
+        for t in range(moved):
+            runs[0, dest + t], runs[1, dest + t], runs[2, dest + t] = (
+                runs[0, rest + t], runs[1, rest + t], runs[2, rest + t])
+    elif dest > rest:
+        for t in range(moved - 1, -1, -1):
+            runs[0, dest + t], runs[1, dest + t], runs[2, dest + t] = (
+                runs[0, rest + t], runs[1, rest + t], runs[2, rest + t])
+    for t in range(k):
+        runs[0, head + t], runs[1, head + t], runs[2, head + t] = scratch[0, t], scratch[1, t], scratch[2, t]
+    if tail:
+        runs[0, head + k], runs[1, head + k], runs[2, head + k] = hi + 1, tail_color, tail_palette
+    meta[0] = dest + moved
 
 
 @_inline
@@ -664,7 +729,7 @@ def _rows_to_polygons(bounds, height):
 
 
 @_inline
-def _paint_gfx_row(row, gfx, runs, meta, background, background_palette):
+def _paint_gfx_row(row, gfx, runs, meta, scratch, background, background_palette):
     """Canvas row ``row``, cleared to ``background``, then each SDL_gfx polygon
     of the row (see _rows_to_polygons): ``aapolygon``, then ``filled_polygon``.
 
@@ -694,7 +759,7 @@ def _paint_gfx_row(row, gfx, runs, meta, background, background_palette):
         k = first_row[i] + row - max(bounds[2, i], 0)
         row_spans, row_count = ends[k], count[k]
         for j in range(start[i], start[i + 1]):
-            _aaline_row(records, j, row, color[i], palette[i], row_spans, row_count, runs, meta)
+            _aaline_row(records, j, row, color[i], palette[i], row_spans, row_count, runs, meta, scratch)
         for s in range(row_count):
             _fill(runs, meta, row_spans[2 * s], row_spans[2 * s + 1], color[i], palette[i])
 
@@ -1021,7 +1086,7 @@ def _packed_colors(colors):
 
 
 @_kernel
-def _paint_frame_rows(gfx, scene, hud, text, ints, runs, meta, seen, seen_count, shrink, tables):
+def _paint_frame_rows(gfx, scene, hud, text, ints, runs, meta, seen, seen_count, scratch, shrink, tables):
     """Paint every row of the flipped frame and shrink it, in X into ``line``,
     then in Y into the planar frame (see render_state_frame; the tuples hold
     its arguments, prepared, and the shrink state of _shrink_state)."""
@@ -1040,7 +1105,7 @@ def _paint_frame_rows(gfx, scene, hud, text, ints, runs, meta, seen, seen_count,
             _clear(runs, meta, hcolor[cover], hpalette[cover])
         else:
             row = height - 1 - out_row  # the vertical flip
-            _paint_gfx_row(row, gfx, runs, meta, background, background_palette)
+            _paint_gfx_row(row, gfx, runs, meta, scratch, background, background_palette)
             if drows[0] <= row <= drows[1]:
                 _paint_draw_row(
                     row, dvx, dvy, dstart, dcolor, dpalette, dbounds, 0, ints, runs, meta
@@ -1089,12 +1154,14 @@ def _draw_polygons(vx, vy, start, color, palette):
 @njit(cache=True)
 def _row_buffers(width, polygon_vertices):
     """A painted row's runs (3, width + 2), its meta (count, width), a copy of
-    the previous row's runs and count, and the span buffer of the polygon code."""
+    the previous row's runs and its count, a scratch row of runs, and the
+    span buffer of the polygon code."""
     meta = np.array([1, width], np.int64)
     runs = np.zeros((3, width + 2), np.int64)
     seen = np.zeros((3, width + 2), np.int64)
+    scratch = np.zeros((3, width + 2), np.int64)
     ints = np.empty(3 * max(polygon_vertices, 4), np.int64)
-    return runs, meta, seen, np.zeros(1, np.int64), ints
+    return runs, meta, seen, np.zeros(1, np.int64), scratch, ints
 
 
 @njit(cache=True)
@@ -1128,11 +1195,11 @@ def render_state_frame(
             text_packed[ty, tx] = _pack(np.int64(text[ty, tx]))
     shrink = _shrink_state(width, out_w, height, out_h)
     tables = _colour_tables(_packed_colors(colors), shrink[0])
-    runs, meta, seen, seen_count, ints = _row_buffers(
+    runs, meta, seen, seen_count, scratch, ints = _row_buffers(
         width, max(gvx.shape[0], dvx.shape[0], hvx.shape[0]))
     _paint_frame_rows(
         gfx, scene, hud, (text_packed, text_x, text_y, _pack(background), background_palette), ints, runs, meta, seen,
-        seen_count, shrink, tables,
+        seen_count, scratch, shrink, tables,
     )
     return _interleave(shrink[4][3], out_w)
 
@@ -1157,10 +1224,10 @@ def paint_canvas(gvx, gvy, gstart, gcolor, dvx, dvy, dstart, dcolor, width, heig
     gfx = _gfx_polygons(gvx, gvy, gstart, gcolor, none[: gcolor.shape[0]], width, height)
     dvx_, dvy_, dstart_, dpacked, dpalette, dbounds, drows = _draw_polygons(
         dvx, dvy, dstart, dcolor, none[: dcolor.shape[0]])
-    runs, meta, _, _, ints = _row_buffers(width, max(gvx.shape[0], dvx.shape[0]))
+    runs, meta, _, _, scratch, ints = _row_buffers(width, max(gvx.shape[0], dvx.shape[0]))
     canvas = np.empty((height, width), np.uint32)
     for row in range(height):
-        _paint_gfx_row(row, gfx, runs, meta, _pack(background), -1)
+        _paint_gfx_row(row, gfx, runs, meta, scratch, _pack(background), -1)
         _paint_draw_row(row, dvx_, dvy_, dstart_, dpacked, dpalette, dbounds, 0, ints, runs, meta)
         for i in range(meta[0]):
             end = runs[0, i + 1] if i + 1 < meta[0] else width
@@ -1184,7 +1251,7 @@ def smoothscale_canvas(canvas, out_w, out_h):
     xplan, window_at, yplan, output_of, (line, acc, since, planar) = _shrink_state(
         width, out_w, height, out_h)
     tables = _colour_tables(colors, xplan)
-    runs, meta, seen, seen_count, _ = _row_buffers(width, 0)
+    runs, meta, seen, seen_count, _, _ = _row_buffers(width, 0)
     seen_count[0] = -1
     for y in range(height):
         count = 0
