@@ -951,8 +951,8 @@ def _window_inputs(runs, count, width, boundary, k, r):
 # per row): a row's X shrink starts from the previous row's and recomputes
 # just the outputs whose pixels changed, and the Y filter adds a lane's value
 # times the number of rows it held, when it changes, instead of every row.
-# ``line`` (3 * w,) uint8 is the current X-shrunk row, ``acc`` (3 * w,) int64
-# the Y filter's sums up to row ``since`` (3 * w,) int64 of each lane.
+# ``line`` (3 * w,) uint8 is the current X-shrunk row, ``acc`` (3 * w,) int32
+# the Y filter's sums up to row ``since`` (3 * w,) int32 of each lane.
 
 
 @_inline
@@ -1012,19 +1012,27 @@ def _shrink_row_changes(runs, meta, seen, seen_count, y, plan, window_at, line, 
 def _shrink_y_row(line, y, plan, output_of, acc, since, out):
     """``filter_shrink_Y_SSE2`` at row ``y``: a boundary row ``k = output_of[y]``
     completes output row ``out[k]`` (h, L) from the rows summed since the last
-    one and its own share, and starts the next with the rest of its share."""
+    one and its own share, and starts the next with the rest of its share.
+
+    int32 lanes (every value stays below 2**25): the loop then runs 8 lanes
+    per instruction; with int64 it stayed scalar, 68 against 13 us a frame.
+    """
     k = output_of[y]
     if k < 0:
         return
     boundary, counter, recip = plan
-    yc = counter[k]
-    yf = _ONE - yc
+    yc = np.int32(counter[k])
+    yf = np.int32(_ONE - counter[k])
+    scale = np.int32(recip)
+    row = np.int32(y)
+    done = out[k]
     for i in range(line.shape[0]):
-        edge = np.int64(line[i]) << 2
-        whole = acc[i] + (y - since[i]) * np.int64(line[i])
-        out[k, i] = min(((((edge * yc) >> 16) + whole) * recip) >> 16, 255)
+        value = np.int32(line[i])
+        edge = value << 2
+        whole = acc[i] + (row - since[i]) * value
+        done[i] = min(((((edge * yc) >> 16) + whole) * scale) >> 16, 255)
         acc[i] = (edge * yf) >> 16
-        since[i] = y + 1
+        since[i] = row + 1
 
 
 @_inline
@@ -1053,7 +1061,7 @@ def _shrink_state(width, out_w, height, out_h):
         x = xplan[0][k] + 1
     yplan, output_of = _shrink_y_plan(height, out_h)
     lanes = 3 * out_w
-    buffers = (np.zeros(lanes, np.uint8), np.zeros(lanes, np.int64), np.zeros(lanes, np.int64),
+    buffers = (np.zeros(lanes, np.uint8), np.zeros(lanes, np.int32), np.zeros(lanes, np.int32),
                np.empty((out_h, lanes), np.uint8))
     return xplan, window_at, yplan, output_of, buffers
 
