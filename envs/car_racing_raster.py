@@ -875,23 +875,25 @@ def _shrunk_value(whole, last, previous, k, counter, share, recip, channel):
 
 @njit(cache=True)
 def _colour_tables(colors, plan):
-    """X-shrink outputs (P, 3, w) uint8 of windows lying inside one run of
-    each packed colour in ``colors`` (P,): copied instead of computed."""
+    """X-shrink outputs (P, 3 * w) uint8, RGB interleaved, of windows lying
+    inside one run of each packed colour in ``colors`` (P,): copied instead
+    of computed, a stretch of windows as one contiguous copy."""
     boundary, counter, share, recip = plan
-    tables = np.empty((colors.shape[0], 3, boundary.shape[0]), np.uint8)
+    tables = np.empty((colors.shape[0], 3 * boundary.shape[0]), np.uint8)
     for p in range(colors.shape[0]):
         c = colors[p]
         for k in range(boundary.shape[0]):
             whole = (boundary[k] - (boundary[k - 1] + 1 if k > 0 else 0)) * c
             for channel in range(3):
-                tables[p, channel, k] = _shrunk_value(whole, c, c, k, counter, share, recip, channel)
+                tables[p, 3 * k + channel] = _shrunk_value(whole, c, c, k, counter, share, recip, channel)
     return tables
 
 
 @_inline
 def _shrink_row_x(runs, meta, plan, tables, out):
     """``filter_shrink_X_SSE2`` of one painted row -> ``out`` (3 * w,) uint8,
-    channel-major (R block, G block, B block).
+    RGB interleaved (output ``k``'s channel ``c`` at ``3 * k + c``), the
+    layout of the frame, so the Y shrink writes the frame itself.
 
     Output ``k`` depends on pixels ``boundary[k - 1]..boundary[k]`` (from 0
     for the first). Where one run of a palette colour holds all of them, a
@@ -912,14 +914,13 @@ def _shrink_row_x(runs, meta, plan, tables, out):
             stop = k + 1
             while stop < w and boundary[stop] < end:
                 stop += 1
-            for channel in range(3):
-                for i in range(k, stop):
-                    out[channel * w + i] = tables[p, channel, i]
+            for i in range(3 * k, 3 * stop):
+                out[i] = tables[p, i]
             k = stop
             continue
         whole, last, previous, _ = _window_inputs(runs, count, width, boundary, k, r)
         for channel in range(3):
-            out[channel * w + k] = _shrunk_value(
+            out[3 * k + channel] = _shrunk_value(
                 whole, last, previous, k, counter, share, recip, channel)
         k += 1
 
@@ -999,7 +1000,7 @@ def _shrink_row_changes(runs, meta, seen, seen_count, y, plan, window_at, line, 
                 whole, edge, previous, hint = _window_inputs(runs, count, width, boundary, k, hint)
                 for channel in range(3):
                     value = _shrunk_value(whole, edge, previous, k, counter, share, recip, channel)
-                    _set_lane(line, acc, since, channel * w + k, value, y)
+                    _set_lane(line, acc, since, 3 * k + channel, value, y)
             done = max(done, last)
         x = end
         if next_old == end:
@@ -1096,9 +1097,9 @@ def _packed_colors(colors):
 @_kernel
 def _paint_frame_rows(gfx, scene, hud, text, ints, runs, meta, seen, seen_count, scratch, shrink, tables):
     """Paint every row of the flipped frame and shrink it, in X into ``line``,
-    then in Y into the planar frame (see render_state_frame; the tuples hold
+    then in Y into the frame (see render_state_frame; the tuples hold
     its arguments, prepared, and the shrink state of _shrink_state)."""
-    xplan, window_at, yplan, output_of, (line, acc, since, planar) = shrink
+    xplan, window_at, yplan, output_of, (line, acc, since, frame) = shrink
     dvx, dvy, dstart, dcolor, dpalette, dbounds, drows = scene
     hvx, hvy, hstart, hcolor, hpalette, hbounds, hrows = hud
     text_pixels, text_x, text_y, background, background_palette = text
@@ -1124,7 +1125,7 @@ def _paint_frame_rows(gfx, scene, hud, text, ints, runs, meta, seen, seen_count,
             )
         _blit_row(out_row, text_pixels, text_x, text_y, runs, meta)
         _shrink_row(runs, meta, seen, seen_count, out_row, xplan, tables, window_at, line, acc,
-                    since, yplan, output_of, planar)
+                    since, yplan, output_of, frame)
 
 
 @njit(cache=True)
@@ -1209,18 +1210,7 @@ def render_state_frame(
         gfx, scene, hud, (text_packed, text_x, text_y, _pack(background), background_palette), ints, runs, meta, seen,
         seen_count, scratch, shrink, tables,
     )
-    return _interleave(shrink[4][3], out_w)
-
-
-@njit(cache=True)
-def _interleave(planar, out_w):
-    """(h, 3 * w) channel-major rows -> (h, w, 3) RGB."""
-    out = np.empty((planar.shape[0], out_w, 3), np.uint8)
-    for y in range(planar.shape[0]):
-        for channel in range(3):
-            for x in range(out_w):
-                out[y, x, channel] = planar[y, channel * out_w + x]
-    return out
+    return shrink[4][3].reshape((out_h, out_w, 3))
 
 
 @njit(cache=True)
@@ -1256,7 +1246,7 @@ def smoothscale_canvas(canvas, out_w, out_h):
     colors = np.unique(packed)
     if colors.shape[0] > 64:
         colors = colors[:0]
-    xplan, window_at, yplan, output_of, (line, acc, since, planar) = _shrink_state(
+    xplan, window_at, yplan, output_of, (line, acc, since, frame) = _shrink_state(
         width, out_w, height, out_h)
     tables = _colour_tables(colors, xplan)
     runs, meta, seen, seen_count, _, _ = _row_buffers(width, 0)
@@ -1272,5 +1262,5 @@ def smoothscale_canvas(canvas, out_w, out_h):
                 count += 1
         meta[0] = count
         _shrink_row(runs, meta, seen, seen_count, y, xplan, tables, window_at, line, acc, since,
-                    yplan, output_of, planar)
-    return _interleave(planar, out_w)
+                    yplan, output_of, frame)
+    return frame.reshape((out_h, out_w, 3))
