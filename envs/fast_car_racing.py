@@ -200,6 +200,11 @@ def _transform(x, y, angle, zoom, translation):
     return px, py
 
 
+def _view(angle, zoom, translation):
+    """``(rotation(angle), zoom, (x, y))``: a frame's view as the compiled transforms take it."""
+    return rotation(angle), zoom, (float(translation[0]), float(translation[1]))
+
+
 @njit(cache=True)
 def _cull(poly_x, poly_y, centre_x, centre_y, radius, car, reach, rotation, zoom, translation):
     """The polygons the reference draws that can change a kept pixel.
@@ -508,10 +513,10 @@ class FastCarRacing(CarRacing):
         return pixel
 
     # ----------------------------------------------------------------- drawing
-    def _visible_polygons(self, zoom, translation, angle):
+    def _visible_polygons(self, view):
         """The grass and road polygons the reference draws that can change a kept pixel.
 
-        Returns ``(indices, px, py)``: indices into the grass-then-road order
+        ``view``: ``(rotation(angle), zoom, (translation x, y))``. Returns ``(indices, px, py)``: indices into the grass-then-road order
         (ascending, i.e. the reference's drawing order) and their (K, 4)
         pixel coordinates, bit-identical to the reference's; or None for a
         track layout this code does not know.
@@ -524,10 +529,8 @@ class FastCarRacing(CarRacing):
         # (the reference puts the car there), i.e. within _REACH_PX / zoom
         # world units of the car.
         car_x, car_y = self.car.hull.position
-        return _cull(
-            poly_x, poly_y, centre_x, centre_y, radius, (car_x, car_y), _REACH_PX / zoom,
-            rotation(angle), zoom, (float(translation[0]), float(translation[1])),
-        )
+        zoom = view[1]
+        return _cull(poly_x, poly_y, centre_x, centre_y, radius, (car_x, car_y), _REACH_PX / zoom, *view)
 
     def _field_covers_canvas(self, zoom) -> bool:
         """Whether the background square contains everything within reach of
@@ -552,7 +555,7 @@ class FastCarRacing(CarRacing):
         """
         if not self._fast_drawing:
             return super()._render_road(zoom, translation, angle)
-        visible = self._visible_polygons(zoom, translation, angle)
+        visible = self._visible_polygons(_view(angle, zoom, translation))
         if visible is None:  # unknown track layout: the reference, on a zeroed canvas
             self.surf.fill(0)
             return super()._render_road(zoom, translation, angle)
@@ -741,8 +744,8 @@ class FastCarRacing(CarRacing):
         canvas. None (draw with pygame instead) for a polygon, colour or text
         the raster cannot reproduce (unknown track layout, alpha).
         """
-        view = (rotation(angle), zoom, (float(translation[0]), float(translation[1])))
-        visible = self._visible_polygons(zoom, translation, angle)
+        view = _view(angle, zoom, translation)
+        visible = self._visible_polygons(view)
         if visible is None:
             return None
         drawn, px, py = visible
