@@ -171,6 +171,21 @@ def _clear(row, meta, color, palette):
 
 
 @_inline
+def _move_runs(row, rest, dest, count):
+    """Move runs ``rest..count - 1`` to start at ``dest`` (either way; the
+    copy runs in the direction that never overwrites a run before it moves)."""
+    moved = count - rest
+    if dest < rest:
+        for i in range(moved):
+            row[0, dest + i], row[1, dest + i], row[2, dest + i] = (
+                row[0, rest + i], row[1, rest + i], row[2, rest + i])
+    elif dest > rest:
+        for i in range(moved - 1, -1, -1):
+            row[0, dest + i], row[1, dest + i], row[2, dest + i] = (
+                row[0, rest + i], row[1, rest + i], row[2, rest + i])
+
+
+@_inline
 def _fill(row, meta, x1, x2, color, palette):
     """Pixels ``x1..x2`` (inclusive, clipped to the row) become ``color``.
 
@@ -200,22 +215,14 @@ def _fill(row, meta, x1, x2, color, palette):
         palette = tail_palette
     rest = last + 1  # the first untouched run
     dest = at + (0 if merge_left else 1) + (1 if tail_run else 0)
-    moved = count - rest
-    if dest < rest:
-        for i in range(moved):
-            row[0, dest + i], row[1, dest + i], row[2, dest + i] = (
-                row[0, rest + i], row[1, rest + i], row[2, rest + i])
-    elif dest > rest:
-        for i in range(moved - 1, -1, -1):
-            row[0, dest + i], row[1, dest + i], row[2, dest + i] = (
-                row[0, rest + i], row[1, rest + i], row[2, rest + i])
+    _move_runs(row, rest, dest, count)
     put = at
     if not merge_left:
         row[0, put], row[1, put], row[2, put] = x1, color, palette
         put += 1
     if tail_run:
         row[0, put], row[1, put], row[2, put] = x2 + 1, tail_color, tail_palette
-    meta[0] = dest + moved
+    meta[0] = dest + count - rest
 
 
 @_inline
@@ -251,8 +258,7 @@ def _blend(row, meta, x, color, alpha):
         row[1, i], row[2, i] = out, -1
         return
     opened = 1 if first or last else 2
-    for j in range(count - 1, i, -1):
-        row[0, j + opened], row[1, j + opened], row[2, j + opened] = row[0, j], row[1, j], row[2, j]
+    _move_runs(row, i + 1, i + 1 + opened, count)
     at = i if first else i + 1
     if not last:  # the rest of the run restarts after x
         row[0, at + 1], row[1, at + 1], row[2, at + 1] = x + 1, d, row[2, i]
@@ -475,20 +481,12 @@ def _blend_steps(runs, meta, scratch, x0, xdir, first, stop, paired_stop, erradj
     tail_color, tail_palette = runs[1, i], runs[2, i]
     rest = i + 1  # the first old run after the stretch
     dest = head + k + (1 if tail else 0)
-    moved = count - rest
-    if dest < rest:
-        for t in range(moved):
-            runs[0, dest + t], runs[1, dest + t], runs[2, dest + t] = (
-                runs[0, rest + t], runs[1, rest + t], runs[2, rest + t])
-    elif dest > rest:
-        for t in range(moved - 1, -1, -1):
-            runs[0, dest + t], runs[1, dest + t], runs[2, dest + t] = (
-                runs[0, rest + t], runs[1, rest + t], runs[2, rest + t])
+    _move_runs(runs, rest, dest, count)
     for t in range(k):
         runs[0, head + t], runs[1, head + t], runs[2, head + t] = scratch[0, t], scratch[1, t], scratch[2, t]
     if tail:
         runs[0, head + k], runs[1, head + k], runs[2, head + k] = hi + 1, tail_color, tail_palette
-    meta[0] = dest + moved
+    meta[0] = dest + count - rest
 
 
 @_inline
@@ -812,8 +810,7 @@ def _blit_row(row, text, text_x, text_y, runs, meta):
     _fill(runs, meta, lo, hi, -1, -1)  # a placeholder run: -1 is no colour, never merged
     at = _run_at(runs, meta[0], lo)
     count = meta[0]
-    for i in range(count - 1, at, -1):  # open m - 1 slots after the placeholder
-        runs[0, i + m - 1], runs[1, i + m - 1], runs[2, i + m - 1] = runs[0, i], runs[1, i], runs[2, i]
+    _move_runs(runs, at + 1, at + m, count)  # open m - 1 slots after the placeholder
     put = at
     for x in range(lo, hi + 1):
         if x == lo or pixels[x - text_x] != pixels[x - 1 - text_x]:
