@@ -254,6 +254,8 @@ class ExecutionConfig:
     ray_address: str | None = setting(None, "join a Ray cluster ('auto', or set RAY_ADDRESS); default: a "
                                             "local in-process Ray", "str", nullable=True)
     quiet: bool = setting(False, "one plain line per generation, no progress bar", "bool")
+    keep_checkpoints: int = setting(3, "checkpoints kept in RUN_DIR/checkpoints, the newest (older ones are "
+                                       "deleted; 1 keeps a run folder small enough to commit)", "int", low=1)
 
 
 GROUPS: dict[str, type] = {"env": EnvConfig, "agent": AgentConfig, "evolution": EvolutionConfig,

@@ -188,7 +188,8 @@ def main(argv=None) -> int:
             result = es.evolve(problem, strategy, evaluator, run_dir, generations=ev.generations,
                                episodes=ev.episodes, seed=ev.seed, eval_every=ev.eval_every,
                                eval_episodes=ev.eval_episodes, config=cfg.to_dict(), resume=resume,
-                               progress="quiet" if cfg.execution.quiet else "auto")
+                               progress="quiet" if cfg.execution.quiet else "auto",
+                               keep_checkpoints=cfg.execution.keep_checkpoints)
     except es.UsageError as e:
         parser.exit(2, f"evolve.py: error: {first_line(e)}\n")
     except es.ESError as e:  # the run broke (NaN fitness, a crashing problem): what is saved stays usable

@@ -173,9 +173,11 @@ def test_a_runs_config_json_reproduces_it(tmp_path):
 
 def test_resume_may_change_execution_settings_only(tmp_path):
     run = tmp_path / "run"
-    evolve(*CARTPOLE, "--popsize", "4", "--hidden", "4", "--generations", "1", "--eval-episodes", "1",
-           "--backend", "serial", "--run-dir", run)
+    evolve(*CARTPOLE, "--popsize", "4", "--hidden", "4", "--generations", "2", "--eval-episodes", "1",
+           "--backend", "serial", "--keep-checkpoints", "1", "--run-dir", run)
+    checkpoints = lambda: sorted(p.name for p in (run / "checkpoints").glob("*.npz"))  # noqa: E731
+    assert checkpoints() == ["gen-000002.npz"]  # only the newest: a folder small enough to commit
     proc = evolve("--resume", run, "--shaping", "raw", check=False)
     assert proc.returncode == 2 and "keeps its settings" in proc.stderr
-    evolve("--resume", run, "--generations", "2", "--backend", "serial", "--quiet")
-    assert len(rows(run)) == 2
+    evolve("--resume", run, "--generations", "4", "--backend", "serial", "--quiet", "--keep-checkpoints", "2")
+    assert len(rows(run)) == 4 and checkpoints() == ["gen-000003.npz", "gen-000004.npz"]
