@@ -2,8 +2,9 @@
 
     plot_runs(["runs/CarRacing-v3/a", "runs/CarRacing-v3/b"], labels=["ABCD_lr", "static"])
 
-Two panels, the same curves against generations and against training wall time: for each
-run (one colour) the population mean (solid), the population max (dashed) and the held-out
+Three panels, the same curves against generations, training env steps and training wall
+time (the last two compare runs whose episodes differ in length, or that ran on different
+machines, at equal cost): for each run (one colour) the population mean (solid), the population max (dashed) and the held-out
 evaluation of the centre (markers) with its per-episode std as a band. Generic: it knows
 run folders and progress.csv, nothing about what was evolved.
 
@@ -28,11 +29,11 @@ import numpy as np
 from . import checkpoint as ckpt
 from .errors import ESError, UsageError, first_line
 
-FIGURE_SIZE_IN = (13.0, 5.0)
+FIGURE_SIZE_IN = (18.0, 5.0)
 FIGURE_DPI = 100
-"""Figures are FIGURE_SIZE_IN x FIGURE_DPI = 1300 x 500 pixels (PNG)."""
+"""Figures are FIGURE_SIZE_IN x FIGURE_DPI = 1800 x 500 pixels (PNG)."""
 FORMATS = ("png", "svg", "pdf")
-NEEDED = ("generation", "wall_s", "fitness_mean", "fitness_max", "eval_mean", "eval_std")
+NEEDED = ("generation", "wall_s", "env_steps", "fitness_mean", "fitness_max", "eval_mean", "eval_std")
 
 
 # -- output files ----------------------------------------------------------------------------
@@ -166,6 +167,14 @@ def _time_unit(seconds: float) -> tuple[float, str]:
     return 1.0, "s"
 
 
+def _steps_unit(steps: float) -> tuple[float, str]:
+    if steps >= 3e6:
+        return 1e6, "millions"
+    if steps >= 3e3:
+        return 1e3, "thousands"
+    return 1.0, ""
+
+
 def default_output(run_dirs: Sequence[str | Path], fmt: str = "png") -> Path:
     """`<first run>/fitness.<fmt>`: the plot lives next to the data it shows."""
     return Path(run_dirs[0]) / f"fitness.{fmt}"
@@ -209,14 +218,17 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None, *, 
 
     fig = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI)
     FigureCanvasAgg(fig)
-    ax_gen, ax_time = fig.subplots(1, 2)
+    ax_gen, ax_steps, ax_time = fig.subplots(1, 3)
     times = [float(t) for c in data for t in c["wall_s"] if math.isfinite(t)]
     scale, unit = _time_unit(max(times, default=0.0))
+    steps = [float(t) for c in data for t in c["env_steps"] if math.isfinite(t)]
+    steps_scale, steps_unit = _steps_unit(max(steps, default=0.0))
     colours = [f"C{i % 10}" for i in range(len(data))]
     for columns, label, colour in zip(data, labels, colours):
         # Generation g's row is written when g ends: +1 puts it at "generations completed".
         done = columns["generation"] + 1
-        for ax, x in ((ax_gen, done), (ax_time, columns["wall_s"] / scale)):
+        for ax, x in ((ax_gen, done), (ax_steps, columns["env_steps"] / steps_scale),
+                      (ax_time, columns["wall_s"] / scale)):
             ax.plot(x, columns["fitness_mean"], color=colour, lw=1.4, label=label)
             ax.plot(x, columns["fitness_max"], color=colour, lw=1.0, ls="--", alpha=0.8)
             evaluated = np.isfinite(columns["eval_mean"])
@@ -226,15 +238,16 @@ def plot_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None, *, 
                 ax.plot(xe, mean, color=colour, marker="o", ms=4, lw=0.8, ls=":")
                 ax.fill_between(xe, mean - std, mean + std, color=colour, alpha=0.15, lw=0)
     ax_gen.set(xlabel="generations completed", ylabel="fitness / return", title="against generations")
+    ax_steps.set(xlabel=f"training env steps{f' ({steps_unit})' if steps_unit else ''}", title="against env steps")
     ax_time.set(xlabel=f"training wall time ({unit})", title="against wall time")
-    for ax in (ax_gen, ax_time):
+    for ax in (ax_gen, ax_steps, ax_time):
         ax.grid(alpha=0.3)
     style = [Line2D([], [], color="grey", lw=1.4), Line2D([], [], color="grey", lw=1.0, ls="--"),
              Line2D([], [], color="grey", marker="o", ms=4, lw=0.8, ls=":")]
     ax_gen.legend(fontsize=8, loc="best")
     ax_time.legend(style, ["population mean", "population max", "centre, held-out (+/- std)"], fontsize=8, loc="best")
     fig.suptitle(title or (f"{len(data)} runs" if len(data) > 1 else labels[0]))
-    fig.subplots_adjust(left=0.06, right=0.98, top=0.88, bottom=0.11, wspace=0.18)
+    fig.subplots_adjust(left=0.045, right=0.985, top=0.88, bottom=0.11, wspace=0.16)
     try:  # draw once here: a title or label matplotlib cannot typeset is the caller's, not the disk's
         fig.canvas.draw()
     except ValueError as e:

@@ -43,7 +43,8 @@ def test_png_in_the_first_run_folder_by_default(runs):
     out = runs[0] / "fitness.png"
     assert result.stdout.strip() == str(out)
     image = np.asarray(Image.open(out).convert("RGB"))
-    assert image.shape == (500, 1300, 3)  # es.plotting.FIGURE_SIZE_IN x FIGURE_DPI
+    width, height = (round(inches * plotting.FIGURE_DPI) for inches in plotting.FIGURE_SIZE_IN)
+    assert image.shape == (height, width, 3) == (500, 1800, 3)  # three panels side by side
     assert image.std() > 10
 
 
@@ -62,6 +63,7 @@ def test_read_progress_columns(runs):
     assert list(columns["generation"]) == [0, 1, 2, 3]
     assert np.isnan(columns["eval_mean"][0]) and np.isfinite(columns["eval_mean"][1])  # eval every 2
     assert np.all(np.diff(columns["wall_s"]) >= 0)
+    assert np.all(np.diff(columns["env_steps"]) > 0)  # the env-steps panel's axis
 
 
 def test_errors(runs, tmp_path):
@@ -72,7 +74,8 @@ def test_errors(runs, tmp_path):
     with pytest.raises(UsageError, match="does not end in .png"):
         plotting.plot_runs(runs, tmp_path / "x.svg", fmt="png")
     (tmp_path / "empty").mkdir()
-    (tmp_path / "empty" / "progress.csv").write_text("generation,wall_s,fitness_mean,fitness_max,eval_mean,eval_std\n")
+    (tmp_path / "empty" / "progress.csv").write_text(
+        "generation,wall_s,env_steps,fitness_mean,fitness_max,eval_mean,eval_std\n")
     with pytest.raises(UsageError, match="no generation yet"):
         plotting.plot_runs([tmp_path / "empty"])
     (tmp_path / "other").mkdir()

@@ -369,7 +369,7 @@ def test_hostile_watch_command_lines_are_one_line(script, cases, real, run_dir, 
     assert _listing(tmp_path) == ["a-file"]
 
 
-PROGRESS_HEADER = "generation,wall_s,fitness_mean,fitness_max,eval_mean,eval_std\n"
+PROGRESS_HEADER = "generation,wall_s,env_steps,fitness_mean,fitness_max,eval_mean,eval_std\n"
 
 
 def test_hostile_plot_inputs_are_one_line(run_dir, tmp_path, capsys):
@@ -388,10 +388,10 @@ def test_hostile_plot_inputs_are_one_line(run_dir, tmp_path, capsys):
         ([a_file], 2, "is a file, not a run folder"),
         ([folder("no-progress")], 2, "has no progress.csv"),
         ([folder("progress-is-a-folder", as_dir=True)], 2, "progress.csv is not a file"),
-        ([folder("not-text", PROGRESS_HEADER.encode() + b"0,1,2,3,,\n\xff\xfe,,\n")], 2, "is not text"),
-        ([folder("torn-middle", (PROGRESS_HEADER + "0,1,2,3,,\n1,2,3\n2,3,4,5,,\n").encode())], 2,
+        ([folder("not-text", PROGRESS_HEADER.encode() + b"0,1,10,2,3,,\n\xff\xfe,,\n")], 2, "is not text"),
+        ([folder("torn-middle", (PROGRESS_HEADER + "0,1,10,2,3,,\n1,2,3\n2,3,20,4,5,,\n").encode())], 2,
          "line 3 has 3 values"),
-        ([folder("letters", (PROGRESS_HEADER + "0,1,x,3,,\n").encode())], 2, "non-numeric value"),
+        ([folder("letters", (PROGRESS_HEADER + "0,1,10,x,3,,\n").encode())], 2, "non-numeric value"),
         ([run_dir, "--title", "$\\foo$", "--out", tmp_path / "t.png"], 2, "cannot be drawn"),
         ([run_dir, "--labels", "a", "b"], 2, "one label per run"),
         ([run_dir, "--format", "bmp"], 2, "invalid choice: 'bmp'"),
@@ -407,12 +407,12 @@ def test_hostile_plot_inputs_are_one_line(run_dir, tmp_path, capsys):
     assert not (tmp_path / "t.png").exists()
 
     # a torn last line (a run killed or still writing mid-line) is left out, and said so
-    torn = folder("torn-last", (PROGRESS_HEADER + "0,1,2,3,,\n1,2,3.").encode())
+    torn = folder("torn-last", (PROGRESS_HEADER + "0,1,10,2,3,,\n1,2,3.").encode())
     status, out, err = run_script_main(PLOT, [torn, "--out", tmp_path / "torn.png"], capsys)
     _one_line(status, err, 0, "warning", "last line is incomplete", "left out")
     assert out.strip() == str(tmp_path / "torn.png")
-    # no wall time recorded at all: a plot, not a RuntimeWarning
-    no_time = folder("no-time", (PROGRESS_HEADER + "0,,1,2,,\n1,,2,3,,\n").encode())
+    # no wall time or env steps recorded at all: a plot, not a RuntimeWarning
+    no_time = folder("no-time", (PROGRESS_HEADER + "0,,,1,2,,\n1,,,2,3,,\n").encode())
     status, out, err = run_script_main(PLOT, [no_time, "--out", tmp_path / "no-time.png"], capsys)
     assert status == 0 and err == "", err
     leftovers = [p for p in tmp_path.rglob("*") if ".tmp" in p.name or ".probe" in p.name]
