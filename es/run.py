@@ -38,10 +38,12 @@ progress rows written after it, and continues; since every draw derives from the
 seed, the resumed run ends with the same parameters and rows (all columns but wall_s, and
 bytes_sent when the evaluator changed) as an uninterrupted one, also with a different
 number of workers. The caller must rebuild the same problem and strategy, e.g. from
-config.json; the seed, episodes, evaluation settings and the strategy's settings are
+config.json; the seed, episodes, held-out episodes and the strategy's settings are
 checked against it (one line naming the first difference). Raising `generations` on resume
 continues a finished run; the rows then match a run started with the larger number except
-for the held-out evaluation the shorter run did after its last generation.
+for the held-out evaluation the shorter run did after its last generation. `eval_every`
+may change on resume too (e.g. to evaluate more often once the run starts to drive): the
+training columns still match, the eval columns follow the new period.
 
 One writer per folder: from start to end `evolve` holds an exclusive lock (flock) on
 RUN_DIR/.lock, so a second evolve on the same folder fails at once ("RUN_DIR is in use by

@@ -329,7 +329,7 @@ class RunFolder:
     def resume(self, es_run: dict, strategy: Any) -> tuple[Any, Totals]:
         """(strategy state, totals) of the newest checkpoint that verifies ((None, Totals()) when
         there is none yet), after the checks of the module docstring; progress rows written after
-        it are dropped and config.json's es_run.generations is set to this run's target."""
+        it are dropped and config.json's es_run.generations and eval_every are set to this run's."""
         run_dir, generations = self.path, es_run["generations"]
         state, totals, checkpoint = None, Totals(), None
         with self.writing(running=False):
@@ -353,8 +353,10 @@ class RunFolder:
             if totals.generations > generations:
                 raise UsageError(f"{run_dir} already ran {totals.generations} generations; ask for at least that many")
             self._write_progress(kept)
-            if saved_run.get("generations") != generations:  # keep config.json truthful about the target
-                saved["es_run"]["generations"] = generations
+            # Keep config.json truthful about the target and the evaluation period now in force.
+            changed = {k: es_run[k] for k in ("generations", "eval_every") if saved_run.get(k) != es_run[k]}
+            if changed:
+                saved["es_run"].update(changed)
                 ckpt.atomic_write_bytes(self.config_path, (json.dumps(saved, indent=2) + "\n").encode())
             ckpt.checkpoint_dir(run_dir).mkdir(exist_ok=True)
         return state, totals
@@ -364,9 +366,12 @@ class RunFolder:
             ckpt.remove_stale_temps(folder)
 
     def _check_same_run(self, saved: dict, mine: dict) -> None:
-        """UsageError unless the settings that decide the numbers match the saved run's."""
+        """UsageError unless the settings that decide the numbers match the saved run's.
+
+        eval_every may change: when the centre is evaluated does not change the search. The
+        held-out episodes may not (best.npz compares evaluations on the same seeds)."""
         mine = json.loads(json.dumps(mine))  # compare as JSON gives it back (tuples -> lists)
-        pairs = [(k, saved.get(k), mine[k]) for k in ("seed", "episodes", "eval_every", "eval_episodes")]
+        pairs = [(k, saved.get(k), mine[k]) for k in ("seed", "episodes", "eval_episodes")]
         saved_strategy = saved.get("strategy", {})
         if saved_strategy.get("name") == mine["strategy"]["name"]:
             for key, why in _NEWER_SETTINGS.items():

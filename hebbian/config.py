@@ -204,7 +204,7 @@ class EvolutionConfig:
                                          "coefficients of a hebbian network (not co-evolved initial or "
                                          "encoder weights), the weights of a static one", "float", low=0)
     eval_every: int = setting(10, "evaluate the centre on held-out seeds every K generations, 0 = only at "
-                                  "the end", "int", low=0)
+                                  "the end (a resume may change it: it does not change the search)", "int", low=0)
     eval_episodes: int = setting(10, "held-out episodes per evaluation", "int", low=1)
 
 
@@ -267,8 +267,9 @@ for _group, _cls in GROUPS.items():
         assert _f.name not in FIELDS and _f.name not in GROUPS, _f.name
         FIELDS[_f.name] = (_group, dict(_f.metadata))
 
-RESUMABLE = (*(f.name for f in dataclasses.fields(ExecutionConfig)), "generations")
-"""Settings a resumed run may change: how it executes, and how far the same run goes."""
+RESUMABLE = (*(f.name for f in dataclasses.fields(ExecutionConfig)), "generations", "eval_every")
+"""Settings a resumed run may change: how it executes, how far the same run goes, and how
+often its centre is evaluated on the held-out seeds (neither changes the search)."""
 
 RESERVED = ("es_run", "versions")
 """Keys es.evolve adds to config.json; ignored when a config.json is read back as settings."""

@@ -181,3 +181,18 @@ def test_resume_may_change_execution_settings_only(tmp_path):
     assert proc.returncode == 2 and "keeps its settings" in proc.stderr
     evolve("--resume", run, "--generations", "4", "--backend", "serial", "--quiet", "--keep-checkpoints", "2")
     assert len(rows(run)) == 4 and checkpoints() == ["gen-000003.npz", "gen-000004.npz"]
+
+
+def test_resume_may_evaluate_more_often(tmp_path):
+    """eval_every changes on resume: the search is the same, the held-out rows follow the new period."""
+    run, whole = tmp_path / "run", tmp_path / "whole"
+    args = [*CARTPOLE, "--popsize", "6", "--hidden", "4", "--eval-episodes", "2", "--backend", "serial", "--seed", "5"]
+    evolve(*args, "--generations", "2", "--eval-every", "3", "--run-dir", run)
+    evolve("--resume", run, "--generations", "5", "--eval-every", "1", "--backend", "serial", "--quiet")
+    evolve(*args, "--generations", "5", "--eval-every", "3", "--run-dir", whole)
+    assert fitness_columns(run, TRAINING_COLUMNS) == fitness_columns(whole, TRAINING_COLUMNS)
+    evaluated = [r["generation"] for r in rows(run) if r["eval_mean"]]
+    assert evaluated == ["1", "2", "3", "4"]  # the end of the first sitting, then every generation
+    assert json.loads((run / "config.json").read_text())["es_run"]["eval_every"] == 1
+    proc = evolve("--resume", run, "--eval-episodes", "3", check=False)  # other seeds: not comparable
+    assert proc.returncode == 2 and "keeps its settings" in proc.stderr
