@@ -131,9 +131,10 @@ def configure(args: argparse.Namespace) -> tuple[rc.RunConfig, Path, bool]:
                                  "another (drop --run-dir)")
         saved = es.read_config(args.resume)
         cfg = presets.from_saved(saved, f"{args.resume}/config.json")
-        target = saved.get("es_run", {}).get("generations")
-        if isinstance(target, int) and target != cfg.evolution.generations:  # raised by an earlier resume
-            cfg = cfg.replace(generations=target)
+        for key in ("generations", "eval_every"):  # changed by an earlier resume: es_run has what is in force
+            value = saved.get("es_run", {}).get(key)
+            if isinstance(value, int) and value != getattr(cfg.evolution, key):
+                cfg = cfg.replace(**{key: value})
         given = {k: v for k, v in flag_values(args).items() if v is not None}
         if args.env_id is not None and envs.canonical_id(args.env_id) != envs.canonical_id(cfg.env.env_id):
             raise rc.ConfigError(f"{args.resume} is a run of {cfg.env.env_id}, not {args.env_id}")

@@ -194,5 +194,7 @@ def test_resume_may_evaluate_more_often(tmp_path):
     evaluated = [r["generation"] for r in rows(run) if r["eval_mean"]]
     assert evaluated == ["1", "2", "3", "4"]  # the end of the first sitting, then every generation
     assert json.loads((run / "config.json").read_text())["es_run"]["eval_every"] == 1
+    evolve("--resume", run, "--generations", "8", "--backend", "serial", "--quiet")  # the new period stays:
+    assert all(r["eval_mean"] for r in rows(run)[5:])  # generation 6 is not a multiple of the first period
     proc = evolve("--resume", run, "--eval-episodes", "3", check=False)  # other seeds: not comparable
     assert proc.returncode == 2 and "keeps its settings" in proc.stderr
