@@ -45,6 +45,12 @@ for the held-out evaluation the shorter run did after its last generation. `eval
 may change on resume too (e.g. to evaluate more often once the run starts to drive): the
 training columns still match, the eval columns follow the new period.
 
+Stop rule (optional, `stop_score` / `stop_evals`): the run ends early, after the
+generation whose held-out evaluation is the `stop_evals`-th in a row with a mean of at
+least `stop_score`. The rule may change on resume (it ends the same search sooner or
+later); evaluations recorded before the resume count, so a resumed run that already met
+its rule runs no generation.
+
 One writer per folder: from start to end `evolve` holds an exclusive lock (flock) on
 RUN_DIR/.lock, so a second evolve on the same folder fails at once ("RUN_DIR is in use by
 another run (pid N)"). The kernel drops the lock when the process ends, even by SIGKILL, so
@@ -104,6 +110,7 @@ RESERVED_CONFIG_KEYS = ("es_run", "versions")
 @dataclass
 class RunResult:
     """What `evolve` returns. centre: float32 (n,) final centre; generations: completed;
+    stopped_early: the stop rule ended it;
     env_steps: training env steps; best_*: the best held-out evaluation (None if none ran);
     final_eval_*: held-out evaluation after the last generation."""
 
@@ -115,6 +122,8 @@ class RunResult:
     best_generation: int | None
     final_eval_mean: float | None
     final_eval_std: float | None
+    stopped_early: bool = False
+    """True when the stop rule ended the run before `generations` of its settings."""
 
 
 def evolve(
@@ -132,6 +141,8 @@ def evolve(
     resume: bool = False,
     progress: str | bool = "auto",
     keep_checkpoints: int = 3,
+    stop_score: float | None = None,
+    stop_evals: int = 3,
 ) -> RunResult:
     """Run (or resume) an evolution and record it in `run_dir`; see the module docstring.
 
@@ -150,10 +161,12 @@ def evolve(
         resume: continue the run in `run_dir` from its newest valid checkpoint.
         progress: "auto", "bar", "lines"/"quiet", "none" (or True / False).
         keep_checkpoints: checkpoints kept on disk (older ones are deleted).
+        stop_score, stop_evals: end the run once `stop_evals` held-out evaluations in a row
+            have a mean >= `stop_score` (None: run all `generations`).
     """
     es_run = _settings(problem, strategy, evaluator, config, resume, progress, generations=generations,
                        episodes=episodes, seed=seed, eval_every=eval_every, eval_episodes=eval_episodes,
-                       keep_checkpoints=keep_checkpoints)
+                       keep_checkpoints=keep_checkpoints, stop_score=stop_score, stop_evals=stop_evals)
     generations, episodes, seed, eval_every = (es_run[k] for k in ("generations", "episodes", "seed", "eval_every"))
     eval_seeds = [[s] for s in seeding.held_out_seeds(seed, es_run["eval_episodes"])]
     # Checked before the lock file is created: a folder that is not ours is never written.
@@ -166,8 +179,12 @@ def evolve(
                      Checkpoints(folder, strategy, seed, es_run["keep_checkpoints"]),
                      ProgressDisplay(progress, generations, totals.generations)]
         result = None
+        stop = es_run["stop"]
+        streak = _streak(folder.held_out_means(), stop) if resume else 0
         try:
             for g in range(totals.generations, generations):
+                if stop is not None and streak >= stop["evals"]:
+                    break
                 t0 = time.perf_counter()
                 population = strategy.ask(state)
                 ev = evaluator.evaluate(population.shared, population.members, _train_seeds(seed, g, episodes, population))
@@ -180,12 +197,25 @@ def evolve(
                                           ev.bytes_sent + (held.bytes_sent if held else 0), held, totals)
                 for recorder in recorders:
                     recorder.record(result)
+                if held is not None and stop is not None:
+                    streak = streak + 1 if held.mean >= stop["score"] else 0
         finally:
             for recorder in recorders:
                 recorder.close()
     final = (result.held_out.mean, result.held_out.std) if result else (None, None)  # the last generation is evaluated
-    return RunResult(folder.path, np.asarray(strategy.centre(state), np.float32), generations, totals.env_steps,
-                     totals.best_eval_mean, totals.best_generation, *final)
+    stopped = stop is not None and streak >= stop["evals"] and totals.generations < generations
+    return RunResult(folder.path, np.asarray(strategy.centre(state), np.float32), totals.generations, totals.env_steps,
+                     totals.best_eval_mean, totals.best_generation, *final, stopped_early=stopped)
+
+
+def _streak(means: list[float], stop: dict | None) -> int:
+    """How many of the last held-out means in a row reach the stop rule's score."""
+    count = 0
+    for mean in reversed(means if stop is not None else []):
+        if mean < stop["score"]:
+            break
+        count += 1
+    return count
 
 
 def _settings(problem: Any, strategy: Any, evaluator: Any, config: dict | None, resume: bool, progress: str | bool,
@@ -198,6 +228,7 @@ def _settings(problem: Any, strategy: Any, evaluator: Any, config: dict | None, 
         "eval_every": _positive("eval_every", loop["eval_every"], allow_zero=True),
         "eval_episodes": _positive("eval_episodes", loop["eval_episodes"]),
         "keep_checkpoints": _positive("keep_checkpoints", loop["keep_checkpoints"]),
+        "stop": _stop_rule(loop["stop_score"], loop["stop_evals"]),
     }
     resolve_mode(progress)
     if int(problem.num_params) != strategy.num_params:
@@ -215,6 +246,17 @@ def _positive(name: str, value: Any, allow_zero: bool = False) -> int:
     if not ok:
         raise UsageError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer, got {value!r}")
     return int(value)
+
+
+def _stop_rule(score: Any, evals: Any) -> dict | None:
+    """The stop rule as config.json's es_run records it: None, or {"score": float, "evals": int}."""
+    evals = _positive("stop_evals", evals)
+    if score is None:
+        return None
+    if isinstance(score, bool) or not isinstance(score, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(score):
+        raise UsageError(f"stop_score must be a finite number or None, got {score!r}")
+    return {"score": float(score), "evals": evals}
 
 
 def _train_seeds(seed: int, generation: int, episodes: int, population: Any) -> list[list[int]]:

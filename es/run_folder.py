@@ -329,7 +329,7 @@ class RunFolder:
     def resume(self, es_run: dict, strategy: Any) -> tuple[Any, Totals]:
         """(strategy state, totals) of the newest checkpoint that verifies ((None, Totals()) when
         there is none yet), after the checks of the module docstring; progress rows written after
-        it are dropped and config.json's es_run.generations and eval_every are set to this run's."""
+        it are dropped and config.json's es_run.generations, eval_every and stop are set to this run's."""
         run_dir, generations = self.path, es_run["generations"]
         state, totals, checkpoint = None, Totals(), None
         with self.writing(running=False):
@@ -354,7 +354,7 @@ class RunFolder:
                 raise UsageError(f"{run_dir} already ran {totals.generations} generations; ask for at least that many")
             self._write_progress(kept)
             # Keep config.json truthful about the target and the evaluation period now in force.
-            changed = {k: es_run[k] for k in ("generations", "eval_every") if saved_run.get(k) != es_run[k]}
+            changed = {k: es_run[k] for k in ("generations", "eval_every", "stop") if saved_run.get(k) != es_run[k]}
             if changed:
                 saved["es_run"].update(changed)
                 ckpt.atomic_write_bytes(self.config_path, (json.dumps(saved, indent=2) + "\n").encode())
@@ -421,6 +421,11 @@ class RunFolder:
         except csv.Error as e:
             raise UsageError(f"{path} is damaged ({e}); restore it from a backup") from None
         return [row for row in table[1:] if len(row) == len(COLUMNS) and row[0].isascii() and row[0].isdigit()]
+
+    def held_out_means(self) -> list[float]:
+        """The centre's held-out means recorded in progress.csv, oldest first."""
+        column = COLUMNS.index("eval_mean")
+        return [float(row[column]) for row in self.progress_rows() or [] if row[column] != ""]
 
     def _write_progress(self, rows: list[list[str]]) -> None:
         out = io.StringIO()

@@ -206,6 +206,10 @@ class EvolutionConfig:
     eval_every: int = setting(10, "evaluate the centre on held-out seeds every K generations, 0 = only at "
                                   "the end (a resume may change it: it does not change the search)", "int", low=0)
     eval_episodes: int = setting(10, "held-out episodes per evaluation", "int", low=1)
+    stop_score: float | None = setting(None, "end the run early once stop_evals held-out evaluations in a "
+                                             "row have a mean of at least this (e.g. 900 for CarRacing); a "
+                                             "resume may change it", "float", nullable=True)
+    stop_evals: int = setting(3, "held-out evaluations in a row the stop rule asks for", "int", low=1)
 
 
 @dataclass
@@ -267,9 +271,11 @@ for _group, _cls in GROUPS.items():
         assert _f.name not in FIELDS and _f.name not in GROUPS, _f.name
         FIELDS[_f.name] = (_group, dict(_f.metadata))
 
-RESUMABLE = (*(f.name for f in dataclasses.fields(ExecutionConfig)), "generations", "eval_every")
-"""Settings a resumed run may change: how it executes, how far the same run goes, and how
-often its centre is evaluated on the held-out seeds (neither changes the search)."""
+RESUMABLE = (*(f.name for f in dataclasses.fields(ExecutionConfig)), "generations", "eval_every", "stop_score",
+             "stop_evals")
+"""Settings a resumed run may change: how it executes, how far the same run goes (its
+generations and stop rule), and how often its centre is evaluated on the held-out seeds
+(none of them changes the search)."""
 
 RESERVED = ("es_run", "versions")
 """Keys es.evolve adds to config.json; ignored when a config.json is read back as settings."""

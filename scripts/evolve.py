@@ -131,10 +131,14 @@ def configure(args: argparse.Namespace) -> tuple[rc.RunConfig, Path, bool]:
                                  "another (drop --run-dir)")
         saved = es.read_config(args.resume)
         cfg = presets.from_saved(saved, f"{args.resume}/config.json")
+        es_run = saved.get("es_run", {})
         for key in ("generations", "eval_every"):  # changed by an earlier resume: es_run has what is in force
-            value = saved.get("es_run", {}).get(key)
+            value = es_run.get(key)
             if isinstance(value, int) and value != getattr(cfg.evolution, key):
                 cfg = cfg.replace(**{key: value})
+        if "stop" in es_run:  # the stop rule in force, also when an earlier resume set or dropped it
+            stop = es_run["stop"] if isinstance(es_run["stop"], dict) else {}
+            cfg = cfg.replace(stop_score=stop.get("score"), stop_evals=stop.get("evals", cfg.evolution.stop_evals))
         given = {k: v for k, v in flag_values(args).items() if v is not None}
         if args.env_id is not None and envs.canonical_id(args.env_id) != envs.canonical_id(cfg.env.env_id):
             raise rc.ConfigError(f"{args.resume} is a run of {cfg.env.env_id}, not {args.env_id}")
@@ -190,7 +194,8 @@ def main(argv=None) -> int:
                                episodes=ev.episodes, seed=ev.seed, eval_every=ev.eval_every,
                                eval_episodes=ev.eval_episodes, config=cfg.to_dict(), resume=resume,
                                progress="quiet" if cfg.execution.quiet else "auto",
-                               keep_checkpoints=cfg.execution.keep_checkpoints)
+                               keep_checkpoints=cfg.execution.keep_checkpoints, stop_score=ev.stop_score,
+                               stop_evals=ev.stop_evals)
     except es.UsageError as e:
         parser.exit(2, f"evolve.py: error: {first_line(e)}\n")
     except es.ESError as e:  # the run broke (NaN fitness, a crashing problem): what is saved stays usable
@@ -205,6 +210,8 @@ def main(argv=None) -> int:
         exit_unexpected(parser, e)
     final = "" if result.final_eval_mean is None else \
         f"; centre on held-out seeds {result.final_eval_mean:.1f} +/- {result.final_eval_std:.1f}"
+    if result.stopped_early:
+        print(f"stopped by the stop rule: {ev.stop_evals} held-out evaluations in a row reached {ev.stop_score:g}")
     print(f"done: {result.generations} generations, {result.env_steps} env steps{final}; run folder {result.run_dir}")
     return 0
 

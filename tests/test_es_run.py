@@ -226,3 +226,31 @@ def test_make_run_dir(tmp_path):
     second = es.make_run_dir("ALE/Pong-v5", 7, root=tmp_path, now=when)
     assert first == tmp_path / "ALE_Pong-v5" / "20260128T064200Z-7" and first.is_dir()
     assert second == tmp_path / "ALE_Pong-v5" / "20260128T064200Z-7-1"
+
+
+def test_stop_rule_counts_evaluations_in_a_row_and_may_change_on_resume(tmp_path):
+    whole = run(tmp_path / "whole", generations=12, eval_every=1)
+    evals = [float(r["eval_mean"]) for r in rows(tmp_path / "whole")]
+    assert not whole.stopped_early and whole.generations == 12
+    score = float(np.median(evals))
+    # the first generation that ends 2 evaluations in a row at or above the median
+    expected = next(g for g in range(1, 12) if evals[g - 1] >= score and evals[g] >= score)
+    stopped = run(tmp_path / "r", generations=12, eval_every=1, stop_score=score, stop_evals=2)
+    assert stopped.stopped_early and stopped.generations == expected + 1 == len(rows(tmp_path / "r"))
+    assert rows(tmp_path / "r") == rows(tmp_path / "whole")[: expected + 1]
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["es_run"]["stop"] == {"score": score, "evals": 2}
+    # resumed with the same rule: it is met already, no generation runs
+    again = run(tmp_path / "r", generations=12, eval_every=1, stop_score=score, stop_evals=2, resume=True)
+    assert again.stopped_early and again.generations == expected + 1 == len(rows(tmp_path / "r"))
+    # a rule it cannot meet: the same search goes on to the end
+    rest = run(tmp_path / "r", generations=12, eval_every=1, stop_score=1e9, resume=True)
+    assert not rest.stopped_early and rows(tmp_path / "r") == rows(tmp_path / "whole")
+    np.testing.assert_array_equal(rest.centre, whole.centre)
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["es_run"]["stop"] == {"score": 1e9, "evals": 3}
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "900", True])
+def test_stop_rule_refuses_a_score_that_is_not_a_number(tmp_path, bad):
+    with pytest.raises(es.UsageError, match="stop_score"):
+        run(tmp_path / "r", generations=2, stop_score=bad)
+    assert not (tmp_path / "r").exists()

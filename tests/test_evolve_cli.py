@@ -198,3 +198,16 @@ def test_resume_may_evaluate_more_often(tmp_path):
     assert all(r["eval_mean"] for r in rows(run)[5:])  # generation 6 is not a multiple of the first period
     proc = evolve("--resume", run, "--eval-episodes", "3", check=False)  # other seeds: not comparable
     assert proc.returncode == 2 and "keeps its settings" in proc.stderr
+
+
+def test_stop_rule_from_the_command_line(tmp_path):
+    run = tmp_path / "run"
+    args = [*CARTPOLE, "--popsize", "6", "--hidden", "4", "--eval-episodes", "2", "--backend", "serial", "--seed", "6",
+            "--eval-every", "1"]
+    proc = evolve(*args, "--generations", "6", "--stop-score", "0", "--stop-evals", "2", "--run-dir", run)
+    assert "stopped by the stop rule: 2 held-out evaluations in a row reached 0" in proc.stdout
+    assert len(rows(run)) == 2  # CartPole's returns are >= 0: the rule holds at once
+    evolve("--resume", run, "--backend", "serial", "--quiet")  # the rule stays in force: nothing to run
+    assert len(rows(run)) == 2
+    proc = evolve("--resume", run, "--backend", "serial", "--quiet", "--stop-score", "1e9")
+    assert len(rows(run)) == 6 and "stopped" not in proc.stdout
