@@ -353,7 +353,7 @@ class RunFolder:
             if totals.generations > generations:
                 raise UsageError(f"{run_dir} already ran {totals.generations} generations; ask for at least that many")
             self._write_progress(kept)
-            # Keep config.json truthful about the target and the evaluation period now in force.
+            # Keep config.json truthful about the target, evaluation period and stop rule now in force.
             changed = {k: es_run[k] for k in ("generations", "eval_every", "stop") if saved_run.get(k) != es_run[k]}
             if changed:
                 saved["es_run"].update(changed)
