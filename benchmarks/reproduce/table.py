@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.record import write_result  # noqa: E402
 from es.plotting import read_progress  # noqa: E402
+from es.run_folder import read_config  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -65,8 +66,7 @@ def describe(row: Row, root: Path = HERE) -> dict | None:
     if not (run / "progress.csv").is_file():
         return None
     progress = read_progress(run)
-    config = json.loads((run / "config.json").read_text())
-    es_run = config["es_run"]
+    es_run = read_config(run)["es_run"]
     evals = progress["eval_mean"][~np.isnan(progress["eval_mean"])]
     entry = {
         "folder": row.folder, "task": row.task, "network": row.network, "paper": row.paper,
