@@ -268,11 +268,11 @@ def skipped_warning(run: LoadedRun) -> str | None:
 
 def load_warnings(run: LoadedRun) -> list[str]:
     """What loading `run` fell back on, one line each: newer checkpoints "latest" skipped,
-    an old env id played as the installed version (eval.json records both)."""
+    an old env id played as the installed version (an evaluation's JSON records both ids)."""
     lines = [skipped_warning(run)]
     if run.played_env_id != run.env_id:
         lines.append(f"{run.run_dir}/config.json names {run.env_id}, which this Gymnasium does not have; "
-                     f"playing {run.played_env_id} instead (eval.json records both)")
+                     f"playing {run.played_env_id} instead")
     return [line for line in lines if line]
 
 

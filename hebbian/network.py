@@ -184,18 +184,25 @@ class HebbianNetwork:
 
     @property
     def weights(self) -> list[np.ndarray]:
-        """Current weights per layer, float32 (n_in, n_out) views (the update of the last step applied)."""
+        """Current weights per layer, float32 (n_in, n_out) copies: W_{t+1}, the update of
+        the last step applied (and the layer normalised).
+
+        Reading them leaves the network exactly as it was: the kernel keeps the last update
+        pending and fuses it with the next step's forward pass (see hebbian.kernels), and
+        applying it here instead would round the next forward sums differently, enough to
+        change a closed-loop episode. So the update is applied to a copy.
+        """
+        flat = self._weights.copy()
+        scales = self._scales.copy()
         if self._pending:
-            flag = hebbian_flush(self._weights, self._terms_flat, self._code, self._scales,
-                                 self._acts, self._parity, self._sizes, self._w_off, self._a_off,
-                                 self.normalize, self.weight_limit, self._colmax)
-            self.diverged |= bool(flag)
-            self._pending = False
-        elif not np.all(self._scales == 1.0):
-            for view, s in zip(self._weight_views, self._scales):
-                view *= s
-            self._scales[:] = 1.0
-        return self._weight_views
+            # The copy's divergence guard mirrors the next step's; that step raises the flag.
+            hebbian_flush(flat, self._terms_flat, self._code, scales, self._acts, self._parity, self._sizes,
+                          self._w_off, self._a_off, self.normalize, self.weight_limit, self._colmax)
+        else:
+            for layer, s in enumerate(scales):
+                flat[self._w_off[layer]: self._w_off[layer + 1]] *= s
+        return [flat[self._w_off[i]: self._w_off[i + 1]].reshape(view.shape)
+                for i, view in enumerate(self._weight_views)]
 
     def _require_params(self):
         if self._params is None:

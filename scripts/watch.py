@@ -114,7 +114,7 @@ def execute(args: argparse.Namespace) -> int:
     if args.weights_plot:
         trace = weight_trace.record_weights(problem, run.params, seeds[0], layer=args.weights_layer,
                                             max_steps=args.max_steps)
-        weight_trace.plot_weight_trace(trace, args.weights_plot, f"{run.env_id}, {run.label}: weights within test "
+        weight_trace.plot_weight_trace(trace, args.weights_plot, f"{run.played_env_id}, {run.label}: weights within test "
                                                                  f"episode 1 ({trace.steps} steps, return "
                                                                  f"{trace.ret:.1f})")
         print(f"weights plot ({trace.steps} steps, layer {trace.layer} heat maps) -> {args.weights_plot}")

@@ -131,6 +131,25 @@ def test_weight_trace_records_every_step(run_dir):
     assert (played.ret, played.steps) == (trace.ret, trace.steps)
 
 
+def test_weight_trace_plays_the_evaluation_episode_bit_for_bit():
+    """The weights figure claims to show the evaluation's episode: reading the weights at every
+    step must not change a single reward. Pendulum: continuous actions and a reward that depends
+    on the exact state, a normalised network (as on pixel tasks) and 200 steps, so a rounding
+    difference in any action shows (CartPole's reward of 1 per step could not)."""
+    from hebbian import playing, weight_trace
+    from hebbian.agent import AgentProblem
+    from hebbian.config import AgentConfig
+
+    problem = AgentProblem("Pendulum-v1", AgentConfig(hidden=[32, 16]))
+    params = np.random.default_rng(5).uniform(-1, 1, problem.num_params).astype(np.float32)
+    trace = weight_trace.record_weights(problem, params, 11)
+    rewards = []
+    (played,) = playing.play(problem, params, [11], on_step=lambda i, obs, action, reward: rewards.append(reward))
+    assert trace.steps == played.steps == 200
+    np.testing.assert_array_equal(trace.rewards, np.array(rewards, np.float64))
+    assert trace.ret == played.ret
+
+
 def test_test_seeds_are_prefix_stable_and_skip_excluded():
     first = seeding.test_seeds(7, 5)
     assert seeding.test_seeds(7, 8)[:5] == first
