@@ -42,30 +42,34 @@ def fitness_columns(run_dir, columns=FITNESS_COLUMNS):
 TRAINING_COLUMNS = FITNESS_COLUMNS[:-2]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("network", ["hebbian", "static"])
 def test_cartpole_is_solved(tmp_path, network):
-    """The centre scores >= 475 over 100 held-out episodes (CartPole-v1's 'solved')."""
+    """The centre scores >= 475 over 100 held-out episodes (CartPole-v1's 'solved') within 40
+    generations; the stop rule ends the run at the first evaluation that does (generation 10
+    for the Hebbian network, 5 for the static one, with this seed), so the test costs a few
+    seconds rather than 40 generations."""
     run = tmp_path / network
-    evolve(*CARTPOLE, "--network", network, "--generations", "40", "--eval-every", "0", "--eval-episodes", "100",
-           "--backend", "serial", "--seed", "1", "--run-dir", run)
+    out = evolve(*CARTPOLE, "--network", network, "--generations", "40", "--eval-every", "5", "--eval-episodes",
+                 "100", "--stop-score", "475", "--stop-evals", "1", "--backend", "serial", "--seed", "1",
+                 "--run-dir", run).stdout
     last = rows(run)[-1]
     assert float(last["eval_mean"]) >= 475, last
+    assert "stopped by the stop rule" in out and len(rows(run)) < 40
     config = json.loads((run / "config.json").read_text())
     assert config["agent"]["network"] == network and config["evolution"]["eval_episodes"] == 100
     assert (run / "best.npz").exists() and any((run / "checkpoints").iterdir())
 
 
 @pytest.mark.slow
-def test_same_seed_same_progress_serial_and_ray_with_one_and_two_workers(tmp_path):
+def test_same_seed_same_progress_serial_and_ray_with_two_workers(tmp_path):
+    # The command line's face of the determinism contract; 1 against 2 Ray workers, and
+    # three strategies, are compared in process by test_es_ray.test_serial_ray1_ray2_give_identical_runs.
     common = [*CARTPOLE, "--popsize", "8", "--generations", "3", "--eval-every", "2", "--eval-episodes", "3",
               "--seed", "5"]
     evolve(*common, "--backend", "serial", "--run-dir", tmp_path / "serial")
-    evolve(*common, "--backend", "ray", "--workers", "1", "--run-dir", tmp_path / "ray1")
     evolve(*common, "--backend", "ray", "--workers", "2", "--run-dir", tmp_path / "ray2")
     serial = fitness_columns(tmp_path / "serial")
     assert len(serial) == 3
-    assert fitness_columns(tmp_path / "ray1") == serial
     assert fitness_columns(tmp_path / "ray2") == serial
 
 

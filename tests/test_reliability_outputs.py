@@ -268,7 +268,8 @@ def test_disk_full_after_the_evaluation_prints_the_result_instead(run_dir, nearl
 def test_disk_full_while_writing_a_file_is_one_line_and_leaves_nothing(flag, run_dir, nearly_full):
     script, name, _ = OUTPUTS[flag]
     target = nearly_full / name
-    extra = ("--episodes", "3") if flag in ("--video", "--gif") else ()
+    # 90 frames: far more than the one free page, without encoding whole CartPole episodes
+    extra = ("--episodes", "3", "--max-steps", "30") if flag in ("--video", "--gif") else ()
     result = _run(script, run_dir, flag, target, *extra)
     _one_line(result.returncode, result.stderr, 1, "cannot write", str(target), "No space left on device")
     assert _listing(nearly_full) == ["filler"]  # neither the file nor its temporary copy
