@@ -71,8 +71,9 @@ def record_weights(problem: AgentProblem, params: np.ndarray, seed: int, *, laye
                    max_steps: int | None = None) -> WeightTrace:
     """Play one episode (`hebbian.playing.play`) and record its weights after every step.
 
-    Reading `network.weights` applies the pending plasticity update without changing the
-    trajectory (the network's contract), so the episode is the one played without recording.
+    Reading `network.weights` gives the weights after each step's update and leaves the
+    network's state untouched (its contract), so the episode is, bit for bit, the one played
+    without recording: the evaluation's episode for the same seed.
     """
     policy = problem.policy
     policy.set_params(np.asarray(params, np.float32))
