@@ -64,8 +64,11 @@ class ProgressReporter:
                 console=Console(stderr=True), transient=False,
             )
             self._bar.__enter__()
+            # Until a generation is done there is no pace to show; the wait is often Numba
+            # compiling on a fresh install (CarRacing's raster: minutes), so say so.
             self._task = self._bar.add_task("evolve", total=self.total, completed=self.start,
-                                            best="-", mean="-", eval="-", sps="-", pace="")
+                                            best="-", mean="-", eval="-", sps="-",
+                                            pace="first generation; kernels compile on first use")
         return self
 
     def update(self, generation: int, best: float, mean: float, eval_mean: float | None, steps_per_s: float) -> None:

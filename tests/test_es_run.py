@@ -74,6 +74,17 @@ def test_progress_bar_mode_runs(tmp_path, capsys):
     assert "gen" in capsys.readouterr().err
 
 
+def test_progress_bar_says_what_the_first_generation_waits_for(capsys):
+    # Before the first generation ends there is no pace; on a fresh install the wait is
+    # mostly Numba compiling, and the bar says so instead of showing nothing.
+    from es.progress import ProgressReporter
+
+    with ProgressReporter("bar", 3, 0) as bar:
+        assert "first generation; kernels compile on first use" in bar._bar.tasks[0].fields["pace"]
+        bar.update(0, 1.0, 0.5, None, 10.0)
+        assert bar._bar.tasks[0].fields["pace"].startswith("last gen")
+
+
 @pytest.mark.parametrize("name", ["openai-es", "pgpe", "sep-cma"])
 def test_resume_equals_uninterrupted(tmp_path, name):
     straight = run(tmp_path / "a", name, generations=7)
