@@ -193,14 +193,12 @@ class HebbianNetwork:
         change a closed-loop episode. So the update is applied to a copy.
         """
         flat = self._weights.copy()
-        scales = self._scales.copy()
+        # No update is pending only between reset and the first step, when every scale is 1
+        # and the stored weights are the true ones.
         if self._pending:
             # The copy's divergence guard mirrors the next step's; that step raises the flag.
-            hebbian_flush(flat, self._terms_flat, self._code, scales, self._acts, self._parity, self._sizes,
-                          self._w_off, self._a_off, self.normalize, self.weight_limit, self._colmax)
-        else:
-            for layer, s in enumerate(scales):
-                flat[self._w_off[layer]: self._w_off[layer + 1]] *= s
+            hebbian_flush(flat, self._terms_flat, self._code, self._scales.copy(), self._acts, self._parity,
+                          self._sizes, self._w_off, self._a_off, self.normalize, self.weight_limit, self._colmax)
         return [flat[self._w_off[i]: self._w_off[i + 1]].reshape(view.shape)
                 for i, view in enumerate(self._weight_views)]
 
