@@ -47,3 +47,16 @@ def run_command(parser: argparse.ArgumentParser, body: Callable[[], int]) -> int
         parser.exit(1, f"{parser.prog}: error: {first_line(e)}\n")
     except Exception as e:  # a bug: still one line, the traceback on request
         exit_unexpected(parser, e)
+
+
+def run_script(build_parser: Callable[[], argparse.ArgumentParser], check_args: Callable[[argparse.Namespace], None],
+               execute: Callable[[argparse.Namespace], int], argv: list[str] | None = None) -> int:
+    """A script's `main`: parse `argv`, check the arguments, execute; errors as in `run_command`."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        check_args(args)
+        return execute(args)
+
+    return run_command(parser, body)

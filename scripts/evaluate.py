@@ -24,7 +24,7 @@ from pathlib import Path
 
 import es
 from hebbian import evaluate
-from hebbian.cli import OneLineParser, run_command
+from hebbian.cli import OneLineParser, run_script
 
 NAME = "evaluate.py"
 
@@ -72,14 +72,7 @@ def execute(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-
-    def body() -> int:
-        check_args(args)
-        return execute(args)
-
-    return run_command(parser, body)
+    return run_script(build_parser, check_args, execute, argv)
 
 
 if __name__ == "__main__":

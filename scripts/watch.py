@@ -26,7 +26,7 @@ from pathlib import Path
 import es
 from es.plotting import check_output
 from hebbian import evaluate, frames, playing, weight_trace
-from hebbian.cli import OneLineParser, run_command
+from hebbian.cli import OneLineParser, run_script
 from hebbian.watch import watch
 
 NAME = "watch.py"
@@ -136,14 +136,7 @@ def execute(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-
-    def body() -> int:
-        check_args(args)
-        return execute(args)
-
-    return run_command(parser, body)
+    return run_script(build_parser, check_args, execute, argv)
 
 
 if __name__ == "__main__":
