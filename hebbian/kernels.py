@@ -1,4 +1,5 @@
-"""Numba kernels: one call per network step, forward pass fused with the plasticity update.
+"""Numba kernels: one call per network step, forward pass fused with the plasticity update
+(and the static network's plain forward pass, `static_step`).
 
 Why the update is applied lazily
 --------------------------------
@@ -246,6 +247,43 @@ def hebbian_flush(weights, terms, code, scales, acts, parity, sizes, w_off, a_of
             w *= np.float32(1.0) / mx
         scales[layer] = 1.0
     return diverged
+
+
+@njit(nogil=True, cache=True)
+def static_step(x, weights, sizes, w_off, a_off, acts, hidden_act, output_act):
+    """The static network's step: each layer h = act(x @ W); returns 1 if an output was not finite.
+
+    x: (sizes[0],) input; weights: all layers', layer l at w_off[l], row-major (n_in, n_out);
+    acts: (sum sizes,) float32, layer l's activations at a_off[l]: the output layer's, activated
+    with `output_act`, are acts[a_off[L]:]. Non-finite outputs (overflowing weights, a NaN input)
+    are set to 0, so no NaN reaches an environment.
+
+    Compiled for the same reason as the Hebbian kernel: the sums run in a fixed order (input by
+    input, each output's lane in turn, no reassociation) and tanh is libm's, so a step gives the
+    same bits on every x86-64, where BLAS and NumPy's SIMD tanh pick their code by CPU.
+    """
+    num_layers = sizes.shape[0] - 1
+    acts[: sizes[0]] = x
+    for layer in range(num_layers):
+        n_in = sizes[layer]
+        n_out = sizes[layer + 1]
+        xin = acts[a_off[layer]: a_off[layer] + n_in]
+        h = acts[a_off[layer + 1]: a_off[layer + 1] + n_out]
+        w = weights[w_off[layer]: w_off[layer] + n_in * n_out]
+        h[:] = 0.0
+        for i in range(n_in):
+            xi = xin[i]
+            row = i * n_out
+            for j in range(n_out):
+                h[j] += xi * w[row + j]
+        _activate(h, hidden_act if layer < num_layers - 1 else output_act)
+    out = acts[a_off[num_layers]:]
+    if _all_finite(out):
+        return 0
+    for j in range(out.shape[0]):
+        if not np.isfinite(out[j]):
+            out[j] = 0.0
+    return 1
 
 
 @njit(nogil=True, cache=True)

@@ -20,7 +20,7 @@ import numpy as np
 
 from es.resources import physical_memory
 
-from hebbian.kernels import ACTIVATIONS, NUM_TERMS, fold_terms, hebbian_flush, hebbian_step, rule_code
+from hebbian.kernels import ACTIVATIONS, NUM_TERMS, fold_terms, hebbian_flush, hebbian_step, rule_code, static_step
 from hebbian.rules import get_rule
 
 INITS = ("uniform", "normal", "xavier", "coevolve")
@@ -230,7 +230,9 @@ class StaticNetwork:
         check_memory(3 * self.num_params, f"a static network of sizes {self.sizes}")
         self._shapes = shapes
         self._params = None
-        self._hidden = [np.zeros(b, dtype=np.float32) for _, b in shapes]
+        self._sizes = np.array(self.sizes, dtype=np.int64)
+        self._a_off = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
+        self._acts = np.zeros(int(self._a_off[-1]), dtype=np.float32)
         self.diverged = False
 
     def set_params(self, flat: np.ndarray) -> None:
@@ -245,23 +247,12 @@ class StaticNetwork:
 
     def step(self, x: np.ndarray) -> np.ndarray:
         """Forward one input (float32, (sizes[0],)); returns the output after `output_activation`
-        (sizes[-1],), an internal buffer."""
-        h = np.asarray(x, dtype=np.float32)
-        last = len(self._shapes) - 1
-        for i, (w, out) in enumerate(zip(self._weight_views, self._hidden)):
-            np.matmul(h, w, out=out)
-            code = self._act_code if i < last else self._out_act_code
-            if code == 1:
-                np.tanh(out, out=out)
-            elif code == 2:
-                np.maximum(out, 0, out=out)
-            h = out
-        if not np.isfinite(h.sum()):
-            # Weights that overflow, or a non-finite input: no NaN reaches an environment
-            # (as the Hebbian kernel's guard does for plastic weights).
-            np.nan_to_num(h, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        (sizes[-1],), an internal buffer. Non-finite outputs (overflowing weights, a NaN input)
+        become 0 and raise `diverged`, as the Hebbian kernel's guard does for plastic weights."""
+        if static_step(np.asarray(x, dtype=np.float32), self._params, self._sizes, self._offsets, self._a_off,
+                       self._acts, self._act_code, self._out_act_code):
             self.diverged = True
-        return h
+        return self._acts[self._a_off[-2]:]
 
     @property
     def weights(self) -> list[np.ndarray]:

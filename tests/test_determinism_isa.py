@@ -8,12 +8,13 @@ CPU has no FMA instruction, with the same rounding). Here one process compiles f
 CPU and another for a generic x86-64 (SSE2, no FMA, through NUMBA_CPU_NAME), both real
 subprocesses, and what they compute must agree bit for bit: the paper's CarRacing agent
 (area resize, CNN, plastic layers, action head) playing Gymnasium's own frames, and the
-ES noise table's gradient, PGPE and perturbation kernels.
+ES noise table's gradient, PGPE and perturbation kernels, and the static network's step
+(the quadruped's and CarRacing's stacks).
 
 A control kernel with fastmath shows that the generic build really is different machine
 code (its vectorised sum rounds differently), so the equality above means something.
 Not covered, and not ISA-independent: NumPy's own SIMD loops (its float32 tanh, used
-between the CNN's kernels) and BLAS (static networks' matmul), which pick code by CPU.
+between the CNN's kernels), which pick code by CPU.
 """
 from __future__ import annotations
 
@@ -61,6 +62,15 @@ ret, _ = run_episode(problem.envs[0], policy, seed=11, max_steps=40,
                      on_step=lambda obs, action, reward: actions.append(np.asarray(action, np.float32)))
 out["agent"] = digest(np.stack(actions), np.float64(ret))
 
+from hebbian.network import StaticNetwork
+outputs = []
+for sizes, out_act in (((28, 128, 64, 8), "tanh"), ((648, 128, 64, 3), "linear")):
+    static = StaticNetwork(sizes, output_activation=out_act)
+    static.set_params(np.random.default_rng(1).standard_normal(static.num_params).astype(np.float32) * np.float32(0.1))
+    for x in np.random.default_rng(2).uniform(-1, 1, (20, sizes[0])).astype(np.float32):
+        outputs.append(static.step(x).copy())
+out["static"] = digest(*outputs)
+
 values = noise_table.build(noise_table.NoiseTable(seed=5, size=2**20))
 rng = np.random.default_rng(0)
 offsets = rng.integers(0, 2**20 - 5000, 64)
@@ -92,4 +102,5 @@ def test_kernels_agree_bit_for_bit_across_vector_instruction_sets(tmp_path):
     if host["control"] == generic["control"]:
         pytest.skip("this CPU's build vectorises like the generic one (no AVX); nothing to compare")
     assert host["agent"] == generic["agent"]
+    assert host["static"] == generic["static"]
     assert host["noise"] == generic["noise"]

@@ -192,6 +192,28 @@ def test_static_network_matches_numpy():
     np.testing.assert_allclose(net.step(x), np.tanh(x @ w0) @ w1, rtol=1e-5)
 
 
+@pytest.mark.parametrize("sizes", [(7, 6, 3), (648, 128, 64, 3), (28, 128, 64, 8), (1, 33, 1)])
+def test_static_network_sums_input_by_input_bit_for_bit(sizes):
+    # The compiled step adds x_i * w_i. to the sums input by input, each product rounded to
+    # float32 and then added (no fused multiply-add, no reordering): that order is what makes it
+    # the same bits on every CPU, so the reference here is that order written plainly.
+    rng = np.random.default_rng(sum(sizes))
+    net = StaticNetwork(sizes, activation="linear")
+    flat = rng.normal(size=net.num_params).astype(np.float32)
+    net.set_params(flat)
+    x = rng.normal(size=sizes[0]).astype(np.float32)
+    h, off = x, 0
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        w = flat[off: off + a * b].reshape(a, b)
+        off += a * b
+        acc = np.zeros(b, np.float32)
+        for i in range(a):
+            acc = acc + h[i] * w[i]
+        h = acc
+    np.testing.assert_array_equal(net.step(x), h)
+    assert not net.diverged
+
+
 @pytest.mark.parametrize("bad", [dict(sizes=(3,)), dict(sizes=(3, 0, 2)), dict(sizes=(3, 2), rule="ABX"),
                                  dict(sizes=(3, 2), init="zeros"), dict(sizes=(3, 2), activation="gelu")])
 def test_bad_configuration_is_one_clear_error(bad):
