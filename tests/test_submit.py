@@ -36,10 +36,27 @@ REPO = Path(__file__).resolve().parent.parent
 SUBMIT = REPO / "scripts" / "submit.py"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_ports(n: int) -> list[int]:
+    """`n` distinct free ports from the OS's ephemeral range (all held open while picking, so none repeats)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _worker_port_range(width: int = 200) -> tuple[int, int]:
+    """A worker-port range below the ephemeral range, so it can never hold a port `_free_ports` picked
+    (Ray refuses to start when a component's port falls inside the worker range)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    first = 10000 + secrets.randbelow(max(1, low - 10000 - width - 1))
+    return first, first + width
 
 
 def _session_pids(sid: int) -> list[int]:
@@ -76,14 +93,15 @@ def ray_head():
     token_path.write_text(secrets.token_hex(32))
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN")}
     env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token_path), RAY_USAGE_STATS_ENABLED="0")
-    ports = {name: _free_port() for name in (
-        "port", "dashboard-port", "ray-client-server-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-        "runtime-env-agent-port", "metrics-export-port", "node-manager-port", "object-manager-port")}
-    worker_port = 20000 + secrets.randbelow(20000)
+    names = ("port", "dashboard-port", "ray-client-server-port", "dashboard-agent-listen-port",
+             "dashboard-agent-grpc-port", "runtime-env-agent-port", "metrics-export-port", "node-manager-port",
+             "object-manager-port")
+    ports = dict(zip(names, _free_ports(len(names)), strict=True))
+    first_worker_port, last_worker_port = _worker_port_range()
     command = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--num-cpus=2",
                "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1", "--include-dashboard=true",
-               "--disable-usage-stats", f"--temp-dir={temp_dir}", f"--min-worker-port={worker_port}",
-               f"--max-worker-port={worker_port + 200}", *(f"--{k}={v}" for k, v in ports.items())]
+               "--disable-usage-stats", f"--temp-dir={temp_dir}", f"--min-worker-port={first_worker_port}",
+               f"--max-worker-port={last_worker_port}", *(f"--{k}={v}" for k, v in ports.items())]
     log = open(Path(temp_dir) / "head.log", "w")  # noqa: SIM115 - closed in the finally below
     head = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     address = f"http://127.0.0.1:{ports['dashboard-port']}"
