@@ -155,6 +155,15 @@ def _layer_rows(code, w, c, off, n_in, n_out, s, pre, post, x, h, cm):
         _rows(w, c, off, n_in, n_out, s, pre, post, x, h, cm, False, False, False)
 
 
+@njit(inline="always")
+def _layer(buf, weights, sizes, w_off, a_off, layer):
+    """Layer `layer`'s views: (n_in, n_out, its input in buf, its output in buf, its weights)."""
+    n_in = sizes[layer]
+    n_out = sizes[layer + 1]
+    return (n_in, n_out, buf[a_off[layer]: a_off[layer] + n_in], buf[a_off[layer + 1]: a_off[layer + 1] + n_out],
+            weights[w_off[layer]: w_off[layer] + n_in * n_out])
+
+
 @njit(nogil=True, cache=True)
 def hebbian_step(x, weights, terms, code, scales, acts, parity, pending, sizes, w_off, a_off,
                  hidden_act, output_act, normalize, limit, colmax):
@@ -173,16 +182,11 @@ def hebbian_step(x, weights, terms, code, scales, acts, parity, pending, sizes, 
     diverged = 0
     cur[: sizes[0]] = x
     for layer in range(num_layers):
-        n_in = sizes[layer]
-        n_out = sizes[layer + 1]
-        xin = cur[a_off[layer]: a_off[layer] + n_in]
-        h = cur[a_off[layer + 1]: a_off[layer + 1] + n_out]
-        w = weights[w_off[layer]: w_off[layer] + n_in * n_out]
+        n_in, n_out, xin, h, w = _layer(cur, weights, sizes, w_off, a_off, layer)
         s = scales[layer]
         h[:] = 0.0
         if pending:
-            pre_prev = prev[a_off[layer]: a_off[layer] + n_in]
-            post_prev = prev[a_off[layer + 1]: a_off[layer + 1] + n_out]
+            _, _, pre_prev, post_prev, _ = _layer(prev, weights, sizes, w_off, a_off, layer)
             cm = colmax[:n_out]
             cm[:] = 0.0
             _layer_rows(code, w, terms, w_off[layer], n_in, n_out, s, pre_prev, post_prev, xin, h, cm)
@@ -228,11 +232,7 @@ def hebbian_flush(weights, terms, code, scales, acts, parity, sizes, w_off, a_of
     last = acts[parity]
     diverged = 0
     for layer in range(sizes.shape[0] - 1):
-        n_in = sizes[layer]
-        n_out = sizes[layer + 1]
-        w = weights[w_off[layer]: w_off[layer] + n_in * n_out]
-        pre = last[a_off[layer]: a_off[layer] + n_in]
-        post = last[a_off[layer + 1]: a_off[layer + 1] + n_out]
+        n_in, n_out, pre, post, w = _layer(last, weights, sizes, w_off, a_off, layer)
         s = scales[layer]
         h = colmax[:n_out]   # a flush has no forward pass: this sum is scratch, never read
         cm = colmax[n_out: 2 * n_out]
@@ -265,11 +265,7 @@ def static_step(x, weights, sizes, w_off, a_off, acts, hidden_act, output_act):
     num_layers = sizes.shape[0] - 1
     acts[: sizes[0]] = x
     for layer in range(num_layers):
-        n_in = sizes[layer]
-        n_out = sizes[layer + 1]
-        xin = acts[a_off[layer]: a_off[layer] + n_in]
-        h = acts[a_off[layer + 1]: a_off[layer + 1] + n_out]
-        w = weights[w_off[layer]: w_off[layer] + n_in * n_out]
+        n_in, n_out, xin, h, w = _layer(acts, weights, sizes, w_off, a_off, layer)
         h[:] = 0.0
         for i in range(n_in):
             xi = xin[i]
