@@ -50,7 +50,8 @@ from gymnasium.wrappers import TimeLimit  # noqa: E402
 
 import es  # noqa: E402
 from benchmarks.record import write_result  # noqa: E402
-from envs.fast_car_racing import FastCarRacing, raster_available  # noqa: E402
+from envs.car_racing_audit import raster_available  # noqa: E402
+from envs.fast_car_racing import FastCarRacing  # noqa: E402
 from hebbian import presets  # noqa: E402
 
 try:

@@ -27,7 +27,7 @@ import numpy as np
 from gymnasium.envs.box2d.car_dynamics import SIZE, WHEEL_R, WHEEL_W, WHEEL_WHITE
 from numba import njit
 
-__all__ = ["car_polygons", "hud_polygons", "place", "rotation"]
+__all__ = ["car_polygons", "hud_polygons", "place", "rotation", "to_pixels"]
 
 # pygame's math module: VECTOR_EPSILON and the constants of _vector2_rotate_helper.
 _VECTOR_EPSILON = 1e-6
@@ -200,3 +200,16 @@ def hud_polygons(width, height, velocity_x, velocity_y, omegas, joint_angle, ang
         n += 1
         start[n] = 4 * n
     return x[: 4 * n].copy(), y[: 4 * n].copy(), start[: n + 1].copy(), color[:n].copy()
+
+
+def to_pixels(x, y, angle, zoom, translation):
+    """Vectorised ``Vector2(c).rotate_rad(angle) * zoom + translation``.
+
+    ``x`` and ``y`` are float64 arrays of world coordinates; returns pixel
+    coordinates bit-identical to the reference's per-vertex Python.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    px, py = np.empty_like(x), np.empty_like(y)
+    place(x.ravel(), y.ravel(), rotation(angle), zoom, translation, px.ravel(), py.ravel())
+    return px, py

@@ -27,6 +27,7 @@ import pygame
 import pytest
 from gymnasium.envs.box2d.car_racing import CarRacing
 
+import envs.car_racing_audit as audit
 import envs.fast_car_racing as fcr
 from envs.fast_car_racing import FastCarRacing
 
@@ -116,31 +117,31 @@ def _lap_controller(env, rng):
 
 
 def test_reference_is_the_audited_version():
-    fingerprint = fcr.reference_fingerprint()
-    assert fingerprint == fcr.REFERENCE_FINGERPRINT, (
+    fingerprint = audit.reference_fingerprint()
+    assert fingerprint == audit.REFERENCE_FINGERPRINT, (
         "The installed gymnasium's CarRacing drawing code is not the version "
         "FastCarRacing reproduces, so training falls back to gymnasium's own "
-        "CarRacing. Audit envs/fast_car_racing.py against the new code, make "
+        "CarRacing. Audit envs/fast_car_racing.py and envs/car_racing_scene.py against the new code, make "
         "the equality tests pass, then set REFERENCE_FINGERPRINT = "
         f"{fingerprint!r}."
     )
-    assert fcr.fast_car_racing_available()
+    assert audit.fast_car_racing_available()
     assert fcr.car_racing_class() is FastCarRacing
     assert fcr.car_racing_class(exact_env=True) is CarRacing
 
 
 def test_vectorised_rotation_matches_pygame():
-    assert fcr._rotation_matches_pygame(samples=5000)
+    assert audit._rotation_matches_pygame(samples=5000)
 
 
 def test_float32_car_transform_matches_box2d():
-    assert fcr._box2d_transform_matches(samples=5000)
+    assert audit._box2d_transform_matches(samples=5000)
 
 
 def test_state_frames_use_the_raster(monkeypatch, sse2_smoothscale):
     # Every state frame, the start zoom included, comes from
     # envs.car_racing_raster: the pygame drawing is never reached.
-    assert fcr.raster_available()
+    assert audit.raster_available()
 
     def no_pygame_drawing(*args):
         raise AssertionError("a state frame fell back to pygame drawing")
@@ -158,10 +159,10 @@ def test_state_frames_use_the_raster(monkeypatch, sse2_smoothscale):
 
 def test_pygame_drawing_when_pygame_differs(monkeypatch):
     # Another pygame: state frames are drawn by pygame itself, still identical.
-    monkeypatch.setattr(fcr, "AUDITED_PYGAME", "0.0.0")
-    monkeypatch.setattr(fcr, "_raster_availability", None)
+    monkeypatch.setattr(audit, "AUDITED_PYGAME", "0.0.0")
+    monkeypatch.setattr(audit, "_raster_availability", None)
     with pytest.warns(RuntimeWarning, match="draws its frames with pygame"):
-        assert not fcr.raster_available()
+        assert not audit.raster_available()
     _run_side_by_side(_random_continuous, 11, 60)
 
 
@@ -266,10 +267,10 @@ def test_indicator_panel_covers_the_culled_rows():
 
 
 def test_fallback_when_gymnasium_changes(monkeypatch):
-    monkeypatch.setattr(fcr, "REFERENCE_FINGERPRINT", "0" * 64)
-    monkeypatch.setattr(fcr, "_availability", None)
+    monkeypatch.setattr(audit, "REFERENCE_FINGERPRINT", "0" * 64)
+    monkeypatch.setattr(audit, "_availability", None)
     with pytest.warns(RuntimeWarning, match="FastCarRacing disabled"):
-        assert not fcr.fast_car_racing_available()
+        assert not audit.fast_car_racing_available()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # warned once, not on every call
         assert fcr.car_racing_class() is CarRacing
