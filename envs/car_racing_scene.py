@@ -27,7 +27,7 @@ import numpy as np
 from gymnasium.envs.box2d.car_dynamics import SIZE, WHEEL_R, WHEEL_W, WHEEL_WHITE
 from numba import njit
 
-__all__ = ["car_polygons", "hud_polygons", "place", "rotation", "to_pixels"]
+__all__ = ["car_polygons", "hud_polygons", "place", "placed", "rotation", "to_pixels"]
 
 # pygame's math module: VECTOR_EPSILON and the constants of _vector2_rotate_helper.
 _VECTOR_EPSILON = 1e-6
@@ -64,22 +64,27 @@ def place(x, y, rotation, zoom, translation, px, py):
     Compiled without fast-math, so every product and sum is one IEEE double
     operation, as in pygame's C and the reference's Python.
     """
-    special, quadrant, cos_a, sin_a = rotation
     for i in range(x.shape[0]):
-        if special:
-            if quadrant == 0 or quadrant == 4:
-                rx, ry = x[i], y[i]
-            elif quadrant == 1:
-                rx, ry = -y[i], x[i]
-            elif quadrant == 2:
-                rx, ry = -x[i], -y[i]
-            else:
-                rx, ry = y[i], -x[i]
+        px[i], py[i] = placed(x[i], y[i], rotation, zoom, translation)
+
+
+@njit(inline="always")
+def placed(x, y, rotation, zoom, translation):
+    """One vertex of :func:`place`: ``(px, py)``."""
+    special, quadrant, cos_a, sin_a = rotation
+    if special:
+        if quadrant == 0 or quadrant == 4:
+            rx, ry = x, y
+        elif quadrant == 1:
+            rx, ry = -y, x
+        elif quadrant == 2:
+            rx, ry = -x, -y
         else:
-            rx = cos_a * x[i] - sin_a * y[i]
-            ry = sin_a * x[i] + cos_a * y[i]
-        px[i] = rx * zoom + translation[0]
-        py[i] = ry * zoom + translation[1]
+            rx, ry = y, -x
+    else:
+        rx = cos_a * x - sin_a * y
+        ry = sin_a * x + cos_a * y
+    return rx * zoom + translation[0], ry * zoom + translation[1]
 
 
 @njit(cache=True)

@@ -61,7 +61,7 @@ from pygame import gfxdraw
 
 from envs import car_racing_raster as raster
 from envs.car_racing_audit import fast_car_racing_available, raster_available
-from envs.car_racing_scene import car_polygons, hud_polygons, place, rotation, to_pixels
+from envs.car_racing_scene import car_polygons, hud_polygons, place, placed, rotation, to_pixels
 
 __all__ = ["FastCarRacing", "car_racing_class"]
 
@@ -105,12 +105,11 @@ def _view(angle, zoom, translation):
 
 
 @njit(cache=True)
-def _cull(poly_x, poly_y, centre_x, centre_y, radius, car, reach, rotation, zoom, translation):
+def _cull(poly_x, poly_y, centre_x, centre_y, radius, rotation, zoom, translation):
     """The polygons the reference draws that can change a kept pixel.
 
     ``poly_x``/``poly_y`` (P, 4) world vertices, their bounding circles
-    ``centre_x``, ``centre_y``, ``radius`` (P,); ``car`` the car's world
-    position, ``reach`` the world distance beyond which nothing is kept.
+    ``centre_x``, ``centre_y``, ``radius`` (P,) (world units).
     Returns ``(indices (K,), px (K, 4), py (K, 4))``, indices ascending
     (the drawing order) and pixel vertices bit-identical to the reference's.
     """
@@ -120,10 +119,15 @@ def _cull(poly_x, poly_y, centre_x, centre_y, radius, car, reach, rotation, zoom
     py = np.empty((count, 4), np.float64)
     kept = 0
     for i in range(count):
-        # Bounding circle farther than `reach` from the car: every pixel of
-        # the polygon lies > _REACH_PX from the car's pixel, none is kept.
-        dx, dy = centre_x[i] - car[0], centre_y[i] - car[1]
-        if dx * dx + dy * dy > (radius[i] + (reach + 1.0)) ** 2:
+        # The polygon's pixels lie within radius * zoom of its centre's pixel (the
+        # view is a rotation and a zoom; 1 px covers rounding): if that square
+        # misses the kept area, so does every vertex box below. Half the track
+        # lies within the reach of the car, ~5% within the view: placing one
+        # centre instead of four vertices for the rest is most of the cull's time.
+        cx, cy = placed(centre_x[i], centre_y[i], rotation, zoom, translation)
+        r = radius[i] * zoom + 1.0
+        if (cx + r < -_CULL_MARGIN or cx - r > WINDOW_W - 1 + _CULL_MARGIN
+                or cy + r < _PANEL_ROWS - _CULL_MARGIN or cy - r > WINDOW_H - 1 + _CULL_MARGIN):
             continue
         place(poly_x[i], poly_y[i], rotation, zoom, translation, px[kept], py[kept])
         # The reference draws a polygon if any vertex is inside the canvas
@@ -174,6 +178,25 @@ def _grass_polygons() -> list[list[tuple[float, float]]]:
                 ]
             )
     return grass
+
+
+@njit(cache=True)
+def _pack_road_colors(background, grass, grass_drawn, road_rgb):
+    """``[background, grass x grass_drawn, road tiles...]`` as 0xRRGGBB int64, the road
+    tiles' float colours ``road_rgb`` (R, 3) truncated as ``int(c)`` does; empty if a
+    truncated channel falls outside 0..255 (or is NaN), which the raster does not reproduce."""
+    colors = np.empty(1 + grass_drawn + road_rgb.shape[0], np.int64)
+    colors[0] = background
+    colors[1: 1 + grass_drawn] = grass
+    for k in range(road_rgb.shape[0]):
+        packed = 0
+        for c in range(3):
+            v = road_rgb[k, c]
+            if not (-1.0 < v < 256.0):  # int() truncates towards zero: -0.5 is 0
+                return colors[:0]
+            packed = (packed << 8) | int(v)
+        colors[1 + grass_drawn + k] = packed
+    return colors
 
 
 def _gfx_filled_polygon(surface, color, points):
@@ -243,8 +266,8 @@ class FastCarRacing(CarRacing):
         """Grass then road polygons in world units, rebuilt once per track.
 
         Returns ``(x, y, centre_x, centre_y, radius)``: (P, 4) vertex arrays
-        and each polygon's bounding circle (used only to pre-select the
-        polygons near the car). ``reset`` builds a new ``road_poly`` list, so
+        and each polygon's bounding circle (used only to skip, cheaply, the
+        polygons far from the view). ``reset`` builds a new ``road_poly`` list, so
         its identity (and length) tells whether the cache is stale. Road
         colours are *not* cached: the contact listener repaints tiles in place.
         """
@@ -298,12 +321,7 @@ class FastCarRacing(CarRacing):
         if arrays is None:
             return None
         poly_x, poly_y, centre_x, centre_y, radius = arrays
-        # Every kept pixel is within _REACH_PX of the car's pixel (W/2, H/4)
-        # (the reference puts the car there), i.e. within _REACH_PX / zoom
-        # world units of the car.
-        car_x, car_y = self.car.hull.position
-        zoom = view[1]
-        return _cull(poly_x, poly_y, centre_x, centre_y, radius, (car_x, car_y), _REACH_PX / zoom, *view)
+        return _cull(poly_x, poly_y, centre_x, centre_y, radius, *view)
 
     def _field_covers_canvas(self, zoom) -> bool:
         """Whether the background square contains everything within reach of
@@ -396,25 +414,24 @@ class FastCarRacing(CarRacing):
         ``domain_randomize``) are mapped by pygame (:meth:`_opaque_rgb`). Road
         colours go through the reference's ``[int(c) for c in color]``, and
         for ints in 0..255 pygame's mapping to a 32-bit XRGB pixel is plain
-        packing, done here in bulk. None if a colour is not an opaque pixel.
+        packing (:func:`_pack_road_colors`). None if a colour is not an opaque pixel.
         """
         background = self._opaque_rgb(_gfx_filled_polygon, self.bg_color)
         grass = self._opaque_rgb(_gfx_filled_polygon, self.grass_color)
         if background is None or grass is None:
             return None
-        colors = np.empty(len(drawn) + 1, dtype=np.int64)
-        colors[0] = background
-        colors[1:] = grass
+        # `drawn` is ascending, grass (indices < len(_GRASS)) first. Tile colours are
+        # read every frame: the contact listener repaints visited tiles in place.
         n_grass = len(_GRASS)
-        road = np.flatnonzero(drawn >= n_grass)
-        if road.size:
-            tiles = (drawn[road] - n_grass).tolist()
-            rgb = np.trunc(np.array([self._road_colors[i] for i in tiles], dtype=np.float64))
-            if rgb.shape[1:] != (3,) or ((rgb < 0) | (rgb > 255)).any():
-                return None
-            rgb = rgb.astype(np.int64)
-            colors[1 + road] = (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
-        return colors
+        first_road = int(np.searchsorted(drawn, n_grass))
+        road_colors = self._road_colors
+        rgb = np.array([road_colors[i] for i in (drawn[first_road:] - n_grass).tolist()], dtype=np.float64)
+        if rgb.size == 0:
+            rgb = rgb.reshape(0, 3)
+        if rgb.ndim != 2 or rgb.shape[1] != 3:
+            return None
+        colors = _pack_road_colors(background, grass, first_road, rgb)
+        return colors if colors.shape[0] else None
 
     def _draw_rgb(self, color):
         """``color`` as the pixel ``pygame.draw.polygon`` writes, or None.
@@ -464,10 +481,11 @@ class FastCarRacing(CarRacing):
         if description is None:
             return None
         local, start, body, wheel, color, bodies = description
-        transforms = np.array(
-            [(t.q.c, t.q.s, t.position[0], t.position[1]) for t in (b.transform for b in bodies)],
-            dtype=np.float32,
-        )
+        transforms = np.empty((len(bodies), 4), np.float32)
+        for i, car_body in enumerate(bodies):  # each Box2D attribute read is a SWIG call: one each
+            transform = car_body.transform
+            rot, position = transform.q, transform.position
+            transforms[i] = rot.c, rot.s, position.x, position.y
         phases = np.array([getattr(b, "phase", 0.0) for b in bodies], dtype=np.float64)
         return car_polygons(local, start, body, wheel, color, transforms, phases, *view)
 

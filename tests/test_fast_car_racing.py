@@ -266,6 +266,62 @@ def test_indicator_panel_covers_the_culled_rows():
     assert np.array_equal(panels[0], panels[1])
 
 
+def _keeps_a_pixel(x, y):
+    """The cull's test for one polygon's pixel vertices, written out: a vertex inside the
+    canvas grown by MAX_SHAPE_DIM (the reference's own test) and a box reaching the kept area."""
+    grown = fcr.MAX_SHAPE_DIM
+    inside = any(-grown <= vx <= fcr.WINDOW_W + grown and -grown <= vy <= fcr.WINDOW_H + grown
+                 for vx, vy in zip(x, y))
+    margin = fcr._CULL_MARGIN
+    return inside and (max(x) >= -margin and min(x) <= fcr.WINDOW_W - 1 + margin
+                       and max(y) >= fcr._PANEL_ROWS - margin and min(y) <= fcr.WINDOW_H - 1 + margin)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cull_keeps_exactly_the_polygons_whose_vertices_reach_the_view(seed):
+    # The cull skips polygons by their centre and radius before placing their vertices;
+    # against placing every polygon (pygame's own Vector2 arithmetic) and testing it,
+    # it must keep the same polygons, with the same pixel vertices, for any view.
+    env = FastCarRacing()
+    env.reset(seed=seed)
+    poly_x, poly_y, centre_x, centre_y, radius = env._polygon_arrays()
+    env.close()
+    rng = np.random.default_rng(seed)
+    for _ in range(12):
+        zoom = float(rng.choice([0.6, 2.0, 16.2, rng.uniform(0.5, 20.0)]))
+        angle = float(rng.choice([0.0, math.pi / 2, rng.uniform(-7.0, 7.0)]))
+        centre = rng.uniform(-250.0, 250.0, size=2)  # world point shown at (W/2, H/4)
+        shift = pygame.math.Vector2(tuple(-centre * zoom)).rotate_rad(angle)
+        translation = (fcr.WINDOW_W / 2 + shift[0], fcr.WINDOW_H / 4 + shift[1])
+        kept, px, py = fcr._cull(poly_x, poly_y, centre_x, centre_y, radius, *fcr._view(angle, zoom, translation))
+        want, want_x, want_y = [], [], []
+        for i in range(poly_x.shape[0]):
+            vertices = [pygame.math.Vector2((float(a), float(b))).rotate_rad(angle) for a, b in zip(poly_x[i], poly_y[i])]
+            x = [v[0] * zoom + translation[0] for v in vertices]
+            y = [v[1] * zoom + translation[1] for v in vertices]
+            if _keeps_a_pixel(x, y):
+                want.append(i)
+                want_x.append(x)
+                want_y.append(y)
+        assert kept.tolist() == want, (zoom, angle, centre)
+        assert px.tolist() == want_x and py.tolist() == want_y
+
+
+def test_road_colours_pack_as_the_reference_truncates_them():
+    # The reference hands gfxdraw [int(c) for c in color]; for 0..255 pygame's 32-bit
+    # XRGB pixel is plain packing. Anything else must send the frame to pygame (empty).
+    rng = np.random.default_rng(3)
+    rgb = np.concatenate([rng.uniform(0.0, 256.0, size=(40, 3)), [[0.0, 255.999, 102.0], [255.0, 0.5, 1e-300], [-0.5, -1e-9, 7.0]]])
+    packed = fcr._pack_road_colors(0x123456, 0x66E666, 5, rgb)
+    want = [0x123456] + [0x66E666] * 5 + [(int(r) << 16) | (int(g) << 8) | int(b) for r, g, b in rgb.tolist()]
+    assert packed.tolist() == want
+    for bad in (256.0, -1.0, -3.5, np.nan, np.inf):
+        odd = rgb.copy()
+        odd[7, 1] = bad
+        assert fcr._pack_road_colors(0, 0, 2, odd).shape == (0,)
+    assert fcr._pack_road_colors(7, 9, 1, np.empty((0, 3))).tolist() == [7, 9]
+
+
 def test_fallback_when_gymnasium_changes(monkeypatch):
     monkeypatch.setattr(audit, "REFERENCE_FINGERPRINT", "0" * 64)
     monkeypatch.setattr(audit, "_availability", None)
