@@ -2,6 +2,7 @@
 
     python -m benchmarks.car_racing_peers [--seeds 0 1 2] [--steps 1000] [--repeats 2] [--chunk 100]
                                           [--popsize 8] [--workers 2] [--skip-envs] [--skip-training]
+                                          [--skip-breakdown]
 
 1. Environment steps/s, side by side. Gymnasium's CarRacing-v3, envs.FastCarRacing and
    EnvPool's C++ CarRacing run in this one process (one core, every library held to one
@@ -25,6 +26,13 @@
    random driving, no agent, this process) is timed just before and just after the
    generation; the ratio of the two tells how many times more env steps per second a
    training worker makes, agent included, than Gymnasium's env alone could give it.
+
+3. Where a FastCarRacing step goes (microseconds per step, one thread, the same random
+   driving, one episode per seed from its reset): the raster (`render_state_frame`), the
+   Python preparation of what it draws (`_state_frame` less the raster), the rest of the
+   drawing call (`_render` less `_state_frame`), and physics with the rest of Gymnasium's
+   own step (the step less `_render`). The parts are timed by wrapping those calls, which
+   adds well under a microsecond each.
 
 Writes benchmarks/results/car_racing_peers.json. Timings are measurements, never assertions.
 """
@@ -50,6 +58,7 @@ from gymnasium.wrappers import TimeLimit  # noqa: E402
 
 import es  # noqa: E402
 from benchmarks.record import write_result  # noqa: E402
+from envs import car_racing_raster  # noqa: E402
 from envs.car_racing_audit import raster_available  # noqa: E402
 from envs.fast_car_racing import FastCarRacing  # noqa: E402
 from hebbian import presets  # noqa: E402
@@ -246,6 +255,51 @@ def training_throughput(popsize: int, workers: int, bare_steps: int, seed: int =
             "ratio_means": RATIO_MEANING}
 
 
+def step_breakdown(seeds, steps: int) -> dict:
+    """Microseconds per FastCarRacing step and its parts (see part 3 of the module docstring)."""
+    spent = dict.fromkeys(("step", "render", "state_frame", "raster"), 0.0)
+
+    def timed(key, call):
+        def wrapper(*args):
+            start = time.perf_counter()
+            try:
+                return call(*args)
+            finally:
+                spent[key] += time.perf_counter() - start
+        return wrapper
+
+    rows = []
+    original = car_racing_raster.render_state_frame
+    car_racing_raster.render_state_frame = timed("raster", original)  # fast_car_racing calls it through the package
+    try:
+        for seed in seeds:
+            car = GymnasiumCar(FastCarRacing)
+            env = car.env.unwrapped
+            env._render = timed("render", env._render)  # instance attributes: Gymnasium's step calls self._render
+            env._state_frame = timed("state_frame", env._state_frame)
+            car.reset(seed)
+            for key in spent:
+                spent[key] = 0.0
+            done, count = False, 0
+            for action in random_driving(seed, steps):
+                start = time.perf_counter()
+                _, done = car.step(action)
+                spent["step"] += time.perf_counter() - start
+                count += 1
+                if done:
+                    break
+            car.close()
+            us = {key: value / count * 1e6 for key, value in spent.items()}
+            rows.append({"seed": seed, "steps": count, "step_us": us["step"], "raster_us": us["raster"],
+                         "preparation_us": us["state_frame"] - us["raster"],
+                         "other_drawing_us": us["render"] - us["state_frame"],
+                         "physics_and_gymnasium_us": us["step"] - us["render"]})
+    finally:
+        car_racing_raster.render_state_frame = original
+    parts = [key for key in rows[0] if key.endswith("_us")]
+    return {"rows": rows, **{key: spread(row[key] for row in rows) for key in parts}}
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -257,6 +311,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Ray workers (one per core)")
     parser.add_argument("--skip-envs", action="store_true", help="skip part 1 (env steps/s)")
     parser.add_argument("--skip-training", action="store_true", help="skip part 2 (training throughput)")
+    parser.add_argument("--skip-breakdown", action="store_true", help="skip part 3 (where a FastCarRacing step goes)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -294,6 +349,13 @@ def main(argv=None) -> dict:
         print(f"bare Gymnasium CarRacing-v3: {training['bare_gymnasium_steps_per_s_before']:.1f} steps/s before, "
               f"{training['bare_gymnasium_steps_per_s_after']:.1f} after")
         print(f"ratio {training['ratio_to_bare_gymnasium']:.2f}x (target >= 8x) = {RATIO_MEANING}")
+    if not args.skip_breakdown:
+        breakdown = step_breakdown(args.seeds, args.steps)
+        record["fast_step_breakdown"] = breakdown
+        print("\nwhere a FastCarRacing step goes, us per step, median (min-max) over seeds:")
+        for key in ("step_us", "raster_us", "preparation_us", "other_drawing_us", "physics_and_gymnasium_us"):
+            b = breakdown[key]
+            print(f"  {key[:-3]:24s} {b['median']:7.1f} ({b['min']:.1f}-{b['max']:.1f})")
     write_result(args.output, record)
     return record
 
