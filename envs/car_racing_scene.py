@@ -7,7 +7,8 @@ computations, compiled:
 
 * :func:`place`: ``pygame.math.Vector2(c).rotate_rad(angle) * zoom +
   translation`` for many vertices (with :func:`rotation` replicating pygame's
-  set-up of the angle);
+  set-up of the angle; :func:`placed` for one vertex inside other compiled code,
+  :func:`to_pixels` for arrays from Python);
 * :func:`car_polygons`: ``Car.draw``'s polygons (the car's fixtures through
   Box2D's float32 ``transform * vertex``, and each wheel's white stripe), in
   pixels;
