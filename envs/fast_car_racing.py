@@ -104,6 +104,14 @@ def _view(angle, zoom, translation):
     return rotation(angle), zoom, (float(translation[0]), float(translation[1]))
 
 
+@njit(inline="always")
+def _box_reaches_kept_area(min_x, max_x, min_y, max_y):
+    """Whether the pixel box [min_x, max_x] x [min_y, max_y] comes within _CULL_MARGIN of the
+    pixels kept in the observation (the canvas less the rows the panel paints over)."""
+    return (max_x >= -_CULL_MARGIN and min_x <= WINDOW_W - 1 + _CULL_MARGIN
+            and max_y >= _PANEL_ROWS - _CULL_MARGIN and min_y <= WINDOW_H - 1 + _CULL_MARGIN)
+
+
 @njit(cache=True)
 def _cull(poly_x, poly_y, centre_x, centre_y, radius, rotation, zoom, translation):
     """The polygons the reference draws that can change a kept pixel.
@@ -126,8 +134,7 @@ def _cull(poly_x, poly_y, centre_x, centre_y, radius, rotation, zoom, translatio
         # centre instead of four vertices for the rest is most of the cull's time.
         cx, cy = placed(centre_x[i], centre_y[i], rotation, zoom, translation)
         r = radius[i] * zoom + 1.0
-        if (cx + r < -_CULL_MARGIN or cx - r > WINDOW_W - 1 + _CULL_MARGIN
-                or cy + r < _PANEL_ROWS - _CULL_MARGIN or cy - r > WINDOW_H - 1 + _CULL_MARGIN):
+        if not _box_reaches_kept_area(cx - r, cx + r, cy - r, cy + r):
             continue
         place(poly_x[i], poly_y[i], rotation, zoom, translation, px[kept], py[kept])
         # The reference draws a polygon if any vertex is inside the canvas
@@ -140,12 +147,7 @@ def _cull(poly_x, poly_y, centre_x, centre_y, radius, rotation, zoom, translatio
                 -MAX_SHAPE_DIM <= y <= WINDOW_H + MAX_SHAPE_DIM
             ):
                 inside = True
-        reaches = (
-            px[kept].max() >= -_CULL_MARGIN
-            and px[kept].min() <= WINDOW_W - 1 + _CULL_MARGIN
-            and py[kept].max() >= _PANEL_ROWS - _CULL_MARGIN
-            and py[kept].min() <= WINDOW_H - 1 + _CULL_MARGIN
-        )
+        reaches = _box_reaches_kept_area(px[kept].min(), px[kept].max(), py[kept].min(), py[kept].max())
         if inside and reaches:
             keep[kept] = i
             kept += 1
