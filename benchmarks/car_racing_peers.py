@@ -27,12 +27,18 @@
    generation; the ratio of the two tells how many times more env steps per second a
    training worker makes, agent included, than Gymnasium's env alone could give it.
 
-3. Where a FastCarRacing step goes (microseconds per step, one thread, the same random
-   driving, one episode per seed from its reset): the raster (`render_state_frame`), the
-   Python preparation of what it draws (`_state_frame` less the raster), the rest of the
-   drawing call (`_render` less `_state_frame`), and physics with the rest of Gymnasium's
-   own step (the step less `_render`). The parts are timed by wrapping those calls, which
-   adds well under a microsecond each.
+3. Where a FastCarRacing step goes (microseconds per step, one thread, one episode per
+   seed from its reset): the raster (`render_state_frame`), the Python preparation of what
+   it draws (`_state_frame` less the raster), the rest of the drawing call (`_render` less
+   `_state_frame`), and physics with the rest of the step (the step less `_render`). The
+   parts are timed by wrapping those calls, which adds well under a microsecond each.
+   Three drivers: the same random driving as part 1; and, as in training (the env of the
+   paper preset with the early stop off, its observation wrapper's time in the last part),
+   the paper's agent with the parameters of a generation-0 member (seed 0) and with the
+   committed best centre of the Hebbian CarRacing run (benchmarks/reproduce/
+   car_racing_hebbian, skipped if absent), the agent's own step timed apart. What the car
+   sees changes what the raster draws (a rotated road, grass patches, edges at shallow
+   angles), so the agents' steps tell what a training worker's env step costs.
 
 Writes benchmarks/results/car_racing_peers.json. Timings are measurements, never assertions.
 """
@@ -57,11 +63,14 @@ from gymnasium.envs.box2d.car_racing import CarRacing  # noqa: E402
 from gymnasium.wrappers import TimeLimit  # noqa: E402
 
 import es  # noqa: E402
+from es.population import materialize  # noqa: E402
 from benchmarks.record import write_result  # noqa: E402
 from envs import car_racing_raster  # noqa: E402
 from envs.car_racing_audit import raster_available  # noqa: E402
 from envs.fast_car_racing import FastCarRacing  # noqa: E402
 from hebbian import presets  # noqa: E402
+from hebbian.agent import episode_seeds  # noqa: E402
+from hebbian.evaluate import load_run, make_problem  # noqa: E402
 
 try:
     import envpool
@@ -71,6 +80,7 @@ except ImportError:
 RESULTS = Path(__file__).resolve().parent / "results" / "car_racing_peers.json"
 MAX_STEPS = 1000  # CarRacing-v3's time limit (gymnasium.make's and EnvPool's)
 NEW_EPISODE_SEED = 1000  # an episode end resets with seed + 1000
+HEBBIAN_RUN = Path(__file__).resolve().parent / "reproduce" / "car_racing_hebbian"
 RATIO_MEANING = ("training env steps/s per worker (agent included) / bare Gymnasium CarRacing-v3 steps/s: how many "
                  "times faster a worker trains than Gymnasium's env alone could step, with a free agent")
 
@@ -255,9 +265,44 @@ def training_throughput(popsize: int, workers: int, bare_steps: int, seed: int =
             "ratio_means": RATIO_MEANING}
 
 
-def step_breakdown(seeds, steps: int) -> dict:
-    """Microseconds per FastCarRacing step and its parts (see part 3 of the module docstring)."""
-    spent = dict.fromkeys(("step", "render", "state_frame", "raster"), 0.0)
+def _random_driver(seed: int, steps: int):
+    """(env, act, env seed): FastCarRacing with its time limit, driven by part 1's random driving."""
+    actions = random_driving(seed, steps)
+    return TimeLimit(FastCarRacing(), MAX_STEPS), lambda obs, i: actions[i], seed
+
+
+def _agent_driver(problem, params: np.ndarray, seed: int):
+    """(env, act, env seed): the problem's own env (FastCarRacing and the observation wrapper)
+    and its policy with `params`, seeded as training seeds an episode named `seed`."""
+    env_seed, weight_seed = episode_seeds(seed)
+    policy = problem.policy
+    policy.set_params(params)
+    policy.reset(weight_seed)
+    return problem.envs[0], lambda obs, i: policy.act(obs), env_seed
+
+
+def agent_drivers() -> dict:
+    """Driver name -> (problem, params) of the paper's agent in the training env, early stop off."""
+    flags = {"popsize": 2, "seed": 0, "env_options": {"neg_reward_limit": None}}
+    cfg = presets.resolve("CarRacing-v2", flag_values=flags)
+    problem = presets.problem_from_config(cfg)
+    strategy = presets.strategy_from_config(cfg, problem.num_params)
+    population = strategy.ask(strategy.init(problem.initial_params(0), 0))
+    drivers = {"generation 0 member": (problem, materialize(population.shared, population.members[0]))}
+    if (HEBBIAN_RUN / "best.npz").exists():
+        run = load_run(HEBBIAN_RUN)
+        drivers[f"trained ({run.label})"] = (make_problem(run, protocol=False, neg_reward_limit=None), run.params)
+    else:
+        print(f"{HEBBIAN_RUN} has no best.npz: skipping the trained driver")
+    return drivers
+
+
+def step_breakdown(seeds, steps: int, driver=None) -> dict:
+    """Microseconds per FastCarRacing step and its parts (see part 3 of the module docstring).
+
+    driver: None for random driving, else (problem, params) of an agent (see agent_drivers).
+    """
+    spent = dict.fromkeys(("step", "render", "state_frame", "raster", "agent"), 0.0)
 
     def timed(key, call):
         def wrapper(*args):
@@ -273,27 +318,35 @@ def step_breakdown(seeds, steps: int) -> dict:
     car_racing_raster.render_state_frame = timed("raster", original)  # fast_car_racing calls it through the package
     try:
         for seed in seeds:
-            car = GymnasiumCar(FastCarRacing)
-            env = car.env.unwrapped
-            env._render = timed("render", env._render)  # instance attributes: Gymnasium's step calls self._render
-            env._state_frame = timed("state_frame", env._state_frame)
-            car.reset(seed)
+            env, act, env_seed = _random_driver(seed, steps) if driver is None else _agent_driver(*driver, seed)
+            fast = env.unwrapped
+            fast._render = timed("render", fast._render)  # instance attributes: Gymnasium's step calls self._render
+            fast._state_frame = timed("state_frame", fast._state_frame)
+            obs, _ = env.reset(seed=env_seed)
             for key in spent:
                 spent[key] = 0.0
-            done, count = False, 0
-            for action in random_driving(seed, steps):
+            count = 0
+            for i in range(steps):
                 start = time.perf_counter()
-                _, done = car.step(action)
-                spent["step"] += time.perf_counter() - start
+                action = act(obs, i)
+                middle = time.perf_counter()
+                obs, _, terminated, truncated, _ = env.step(action)
+                spent["agent"] += middle - start
+                spent["step"] += time.perf_counter() - middle
                 count += 1
-                if done:
+                if terminated or truncated:
                     break
-            car.close()
+            del fast._render, fast._state_frame  # the problem's env is used again by the next driver
+            if driver is None:
+                env.close()
             us = {key: value / count * 1e6 for key, value in spent.items()}
-            rows.append({"seed": seed, "steps": count, "step_us": us["step"], "raster_us": us["raster"],
-                         "preparation_us": us["state_frame"] - us["raster"],
-                         "other_drawing_us": us["render"] - us["state_frame"],
-                         "physics_and_gymnasium_us": us["step"] - us["render"]})
+            row = {"seed": seed, "steps": count, "step_us": us["step"], "raster_us": us["raster"],
+                   "preparation_us": us["state_frame"] - us["raster"],
+                   "other_drawing_us": us["render"] - us["state_frame"],
+                   "physics_and_gymnasium_us": us["step"] - us["render"]}
+            if driver is not None:
+                row["agent_us"] = us["agent"]
+            rows.append(row)
     finally:
         car_racing_raster.render_state_frame = original
     parts = [key for key in rows[0] if key.endswith("_us")]
@@ -350,12 +403,17 @@ def main(argv=None) -> dict:
               f"{training['bare_gymnasium_steps_per_s_after']:.1f} after")
         print(f"ratio {training['ratio_to_bare_gymnasium']:.2f}x (target >= 8x) = {RATIO_MEANING}")
     if not args.skip_breakdown:
-        breakdown = step_breakdown(args.seeds, args.steps)
-        record["fast_step_breakdown"] = breakdown
-        print("\nwhere a FastCarRacing step goes, us per step, median (min-max) over seeds:")
-        for key in ("step_us", "raster_us", "preparation_us", "other_drawing_us", "physics_and_gymnasium_us"):
-            b = breakdown[key]
-            print(f"  {key[:-3]:24s} {b['median']:7.1f} ({b['min']:.1f}-{b['max']:.1f})")
+        record["fast_step_breakdown"] = step_breakdown(args.seeds, args.steps)
+        record["fast_step_breakdown_agents"] = {name: step_breakdown(args.seeds, args.steps, driver)
+                                                for name, driver in agent_drivers().items()}
+        for name, breakdown in [("random driving", record["fast_step_breakdown"]),
+                                *record["fast_step_breakdown_agents"].items()]:
+            print(f"\nwhere a FastCarRacing step goes, {name}, us per step, median (min-max) over seeds:")
+            for key in ("step_us", "raster_us", "preparation_us", "other_drawing_us", "physics_and_gymnasium_us",
+                        "agent_us"):
+                if key in breakdown:
+                    b = breakdown[key]
+                    print(f"  {key[:-3]:24s} {b['median']:7.1f} ({b['min']:.1f}-{b['max']:.1f})")
     write_result(args.output, record)
     return record
 
