@@ -22,6 +22,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import _checkout  # noqa: F401  (first: the packages below must be this checkout's)
 import es
 from hebbian import evaluate
 from hebbian.cli import OneLineParser, run_script

@@ -27,6 +27,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+import _checkout  # noqa: F401  (first: the packages below must be this checkout's)
 import envs
 import es
 from hebbian import config as rc

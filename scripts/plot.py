@@ -16,6 +16,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import _checkout  # noqa: F401  (first: the packages below must be this checkout's)
 from es import plotting
 from hebbian.cli import OneLineParser, first_line, run_command
 

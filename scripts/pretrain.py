@@ -20,6 +20,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import _checkout  # noqa: F401  (first: the packages below must be this checkout's)
 import es
 from hebbian import presets
 from hebbian.encoders.augment import FrameAugment

@@ -18,6 +18,8 @@ import json
 import sys
 from pathlib import Path
 
+import _checkout  # noqa: F401  (first: the packages imported below must be this checkout's)
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -19,6 +19,7 @@ import os
 import sys
 from pathlib import Path
 
+import _checkout  # noqa: F401  (first: the packages below must be this checkout's)
 import es
 from es import cluster
 from hebbian.cli import OneLineParser

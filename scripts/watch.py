@@ -23,6 +23,7 @@ import math
 import sys
 from pathlib import Path
 
+import _checkout  # noqa: F401  (first: the packages below must be this checkout's)
 import es
 from es.plotting import check_output
 from hebbian import evaluate, frames, playing, weight_trace

@@ -236,3 +236,32 @@ def test_print_config_starts_nothing(tmp_path):
     proc = run("CarRacing-v2", "--print-config", "--run-dir", tmp_path / "run")
     assert proc.returncode == 0 and json.loads(proc.stdout)["env"]["env_id"] == "CarRacing-v2"
     assert not (tmp_path / "run").exists()
+
+
+# -- the scripts and the installed package ------------------------------------------------------
+SCRIPTS = sorted(p for p in (ROOT / "scripts").glob("*.py") if not p.name.startswith("_"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_a_script_of_one_checkout_refuses_another_checkouts_package(tmp_path, script):
+    # Another clone, as `pip install -e` of it would put first: its own scripts/ and hebbian/.
+    other = tmp_path / "other-clone"
+    (other / "hebbian").mkdir(parents=True)
+    (other / "hebbian" / "__init__.py").write_text("raise SystemExit('the other clone was imported')\n")
+    (other / "scripts").mkdir()
+    (other / "scripts" / "_checkout.py").write_text("")
+    line = one_line_error(run("--help", script=script, env={"PYTHONPATH": str(other)}), 2)
+    assert str(other) in line and str(ROOT) in line and "pip install" in line
+
+
+def test_a_script_run_before_any_install_says_how_to_install(tmp_path):
+    # -S: no site-packages, so neither the editable install nor anything else is importable.
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-S", str(EVOLVE), "--help"], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path, env=environ)
+    line = one_line_error(proc, 2)
+    assert "not installed" in line and f'-e "{ROOT}"' in line
+
+
+def test_the_installed_package_of_this_checkout_passes():
+    assert run("--help").returncode == 0
