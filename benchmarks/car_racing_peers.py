@@ -404,8 +404,11 @@ def main(argv=None) -> dict:
         print(f"ratio {training['ratio_to_bare_gymnasium']:.2f}x (target >= 8x) = {RATIO_MEANING}")
     if not args.skip_breakdown:
         record["fast_step_breakdown"] = step_breakdown(args.seeds, args.steps)
+        drivers = agent_drivers()
         record["fast_step_breakdown_agents"] = {name: step_breakdown(args.seeds, args.steps, driver)
-                                                for name, driver in agent_drivers().items()}
+                                                for name, driver in drivers.items()}
+        for problem, _ in drivers.values():
+            problem.close()
         for name, breakdown in [("random driving", record["fast_step_breakdown"]),
                                 *record["fast_step_breakdown_agents"].items()]:
             print(f"\nwhere a FastCarRacing step goes, {name}, us per step, median (min-max) over seeds:")
