@@ -238,20 +238,26 @@ def bare_gymnasium_steps_per_s(seed: int, steps: int) -> float:
     return steps / seconds
 
 
-def training_throughput(popsize: int, workers: int, bare_steps: int, seed: int = 0) -> dict:
-    """Env steps/s per worker of one generation of the paper's CarRacing agent, early stop off."""
+def paper_generation(popsize: int, seed: int):
+    """(config, problem, population): the first generation of the paper's CarRacing run with
+    `popsize` members, its training env with the early stop off (full 1000-step episodes)."""
     cfg = presets.resolve("CarRacing-v2", flag_values={"popsize": popsize, "seed": seed,
                                                        "env_options": {"neg_reward_limit": None}})
     problem = presets.problem_from_config(cfg)
     strategy = presets.strategy_from_config(cfg, problem.num_params)
-    population = strategy.ask(strategy.init(problem.initial_params(seed), seed))
-    episode_seeds = [es.seeding.train_episode_seeds(seed, 0, group, 1) for group in population.groups]
+    return cfg, problem, strategy.ask(strategy.init(problem.initial_params(seed), seed))
+
+
+def training_throughput(popsize: int, workers: int, bare_steps: int, seed: int = 0) -> dict:
+    """Env steps/s per worker of one generation of the paper's CarRacing agent, early stop off."""
+    cfg, problem, population = paper_generation(popsize, seed)
+    seeds = [es.seeding.train_episode_seeds(seed, 0, group, 1) for group in population.groups]
     with es.RayEvaluator(problem, num_workers=workers) as evaluator:
         # One member per worker first: starts the actors, ships the problem, compiles Numba.
-        evaluator.evaluate(population.shared, population.members[:workers], episode_seeds[:workers])
+        evaluator.evaluate(population.shared, population.members[:workers], seeds[:workers])
         bare_before = bare_gymnasium_steps_per_s(seed, bare_steps)
         start = time.perf_counter()
-        result = evaluator.evaluate(population.shared, population.members, episode_seeds)
+        result = evaluator.evaluate(population.shared, population.members, seeds)
         seconds = time.perf_counter() - start
         bare_after = bare_gymnasium_steps_per_s(seed, bare_steps)
     env_steps = int(result.steps.sum())
@@ -268,7 +274,7 @@ def training_throughput(popsize: int, workers: int, bare_steps: int, seed: int =
 def _random_driver(seed: int, steps: int):
     """(env, act, env seed): FastCarRacing with its time limit, driven by part 1's random driving."""
     actions = random_driving(seed, steps)
-    return TimeLimit(FastCarRacing(), MAX_STEPS), lambda obs, i: actions[i], seed
+    return GymnasiumCar(FastCarRacing).env, lambda obs, i: actions[i], seed
 
 
 def _agent_driver(problem, params: np.ndarray, seed: int):
@@ -283,11 +289,7 @@ def _agent_driver(problem, params: np.ndarray, seed: int):
 
 def agent_drivers() -> dict:
     """Driver name -> (problem, params) of the paper's agent in the training env, early stop off."""
-    flags = {"popsize": 2, "seed": 0, "env_options": {"neg_reward_limit": None}}
-    cfg = presets.resolve("CarRacing-v2", flag_values=flags)
-    problem = presets.problem_from_config(cfg)
-    strategy = presets.strategy_from_config(cfg, problem.num_params)
-    population = strategy.ask(strategy.init(problem.initial_params(0), 0))
+    _, problem, population = paper_generation(2, 0)
     drivers = {"generation 0 member": (problem, materialize(population.shared, population.members[0]))}
     if (HEBBIAN_RUN / "best.npz").exists():
         run = load_run(HEBBIAN_RUN)

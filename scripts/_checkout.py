@@ -28,12 +28,13 @@ def problem() -> str | None:
     """One line saying what is wrong with the installed package, or None when it is this checkout's.
 
     A package installed into site-packages (``pip install .``, not ``-e``) is accepted: only another
-    checkout (a folder with its own ``scripts/``) is refused, since that is the silent mix-up.
+    checkout of this project (a folder with its own ``scripts/evolve.py``, however old) is refused,
+    since that is the silent mix-up.
     """
     installed = installed_checkout()
     if installed is None:
         return f"the hebbian package is not installed; run {INSTALL} (README: the two set-up commands)"
-    if installed != ROOT and (installed / "scripts" / Path(__file__).name).exists():
+    if installed != ROOT and (installed / "scripts" / "evolve.py").exists():
         return (f"these scripts are in {ROOT}, but the installed hebbian package is the checkout {installed}; "
                 f"run {INSTALL} to use this one")
     return None

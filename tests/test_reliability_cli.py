@@ -244,12 +244,13 @@ SCRIPTS = sorted(p for p in (ROOT / "scripts").glob("*.py") if not p.name.starts
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_a_script_of_one_checkout_refuses_another_checkouts_package(tmp_path, script):
-    # Another clone, as `pip install -e` of it would put first: its own scripts/ and hebbian/.
+    # Another (older) clone: its own scripts/evolve.py and hebbian/, found first as an editable
+    # install of it would be (here through PYTHONPATH).
     other = tmp_path / "other-clone"
     (other / "hebbian").mkdir(parents=True)
     (other / "hebbian" / "__init__.py").write_text("raise SystemExit('the other clone was imported')\n")
     (other / "scripts").mkdir()
-    (other / "scripts" / "_checkout.py").write_text("")
+    (other / "scripts" / "evolve.py").write_text("")
     line = one_line_error(run("--help", script=script, env={"PYTHONPATH": str(other)}), 2)
     assert str(other) in line and str(ROOT) in line and "pip install" in line
 
