@@ -121,13 +121,14 @@ NAN_ENV = textwrap.dedent("""
     gym.register("NaNCartPole-v0", entry_point=lambda **kw: NaNReward(gym.make("CartPole-v1", **kw)),
                  disable_env_checker=True)
     sys.argv = ["evolve.py", *sys.argv[1:]]
+    sys.path.insert(0, {scripts!r})  # as `python scripts/evolve.py` would: its folder first
     runpy.run_path({evolve!r}, run_name="__main__")
 """)
 
 
 def test_nan_fitness_is_one_line_and_the_last_checkpoint_resumes(tmp_path):
     script = tmp_path / "nan_evolve.py"
-    script.write_text(NAN_ENV.format(evolve=str(EVOLVE)))
+    script.write_text(NAN_ENV.format(evolve=str(EVOLVE), scripts=str(EVOLVE.parent)))
     folder = tmp_path / "run"
     proc = run("NaNCartPole-v0", "--popsize", "4", "--hidden", "4", "--generations", "6", "--eval-every", "0",
                "--eval-episodes", "1", "--backend", "serial", "--quiet", "--run-dir", folder, script=script)
