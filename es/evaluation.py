@@ -36,10 +36,13 @@ RayEvaluator:
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
+import signal
 import socket
+import threading
 import warnings
 from collections import deque
 from dataclasses import dataclass
@@ -215,14 +218,16 @@ class RayEvaluator:
                 auth_logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
                 auth_logger.addFilter(_mute_auth_advice)
                 try:
-                    ray.init(**kwargs)
+                    with _sigterm_kept():
+                        ray.init(**kwargs)
                 finally:
                     auth_logger.removeFilter(_mute_auth_advice)
             else:
                 where = address or os.environ.get("RAY_ADDRESS")
                 _check_reachable(where)
                 try:
-                    ray.init(address=address)
+                    with _sigterm_kept():
+                        ray.init(address=address)
                 except (ConnectionError, RuntimeError, ValueError) as e:
                     where = address or os.environ.get("RAY_ADDRESS")
                     raise UsageError(f"cannot join the Ray cluster at {where!r} ({_one_line(e)}); "
@@ -364,6 +369,26 @@ class RayEvaluator:
 
     def __exit__(self, *exc):
         self.close()
+
+
+@contextlib.contextmanager
+def _sigterm_kept():
+    """Keep this process's answer to SIGTERM through ``ray.init``.
+
+    The driver's Ray installs a C++ SIGTERM handler that prints a stack dump and exits,
+    bypassing Python: a run stopped with ``kill`` read as a crash, and the command's own
+    handler (hebbian.cli.sigterm_as_interrupt: save, shut Ray down, one line) never ran.
+    Python still holds the handler it knew before; setting it again puts it back in place.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if handler is not None:  # None: set outside Python, nothing of ours to put back
+            signal.signal(signal.SIGTERM, handler)
 
 
 def _mute_auth_advice(record: logging.LogRecord) -> bool:

@@ -32,7 +32,7 @@ import envs
 import es
 from hebbian import config as rc
 from hebbian import presets
-from hebbian.cli import OneLineParser, exit_unexpected, first_line
+from hebbian.cli import OneLineParser, exit_unexpected, first_line, interrupted_status, sigterm_as_interrupt
 
 GROUP_TITLES = {"env": "task", "agent": "agent", "evolution": "evolution",
                 "strategy_options": "strategy hyperparameters (default: the chosen strategy's own)",
@@ -190,7 +190,7 @@ def main(argv=None) -> int:
     ev = cfg.evolution
     resume_hint = f"what is saved is kept; continue with: python scripts/evolve.py --resume {run_dir}"
     try:
-        with evaluator:
+        with sigterm_as_interrupt(), evaluator:
             result = es.evolve(problem, strategy, evaluator, run_dir, generations=ev.generations,
                                episodes=ev.episodes, seed=ev.seed, eval_every=ev.eval_every,
                                eval_episodes=ev.eval_episodes, config=cfg.to_dict(), resume=resume,
@@ -204,9 +204,10 @@ def main(argv=None) -> int:
     except OSError as e:  # a full disk, a folder made read-only during the run
         where = f" {e.filename}" if e.filename else ""
         parser.exit(1, f"evolve.py: error: cannot write{where}: {e.strerror or e}; {resume_hint}\n")
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with: python scripts/evolve.py --resume {run_dir}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: every finished generation is saved
+        status, word = interrupted_status(e)
+        print(f"\n{word}; continue with: python scripts/evolve.py --resume {run_dir}", file=sys.stderr)
+        return status
     except Exception as e:  # a bug: still one line, the traceback on request
         exit_unexpected(parser, e)
     final = "" if result.final_eval_mean is None else \

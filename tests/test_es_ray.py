@@ -153,3 +153,36 @@ def test_a_node_without_room_for_the_table_is_one_line(monkeypatch):
         with pytest.raises(es.ResourceError, match=r"^Ray node \S+ cannot hold the noise table \(4 MiB\) in its "
                                                   r"object store \(object store full; spilling failed\); give every node"):
             evaluation.fetch_table(other.shared.table, None)
+
+
+SIGTERM_CHILD = """
+import os, signal, sys, time
+sys.path.insert(0, {tests!r})
+import es
+from es_problems import NoisySphere
+
+def stop(signum, frame):
+    print("python handler", flush=True)
+    sys.exit(7)
+
+signal.signal(signal.SIGTERM, stop)
+with es.RayEvaluator(NoisySphere(3), num_workers=1):  # starts a local Ray: ray.init
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(30)
+"""
+
+
+def test_starting_ray_keeps_the_processs_sigterm_handler(tmp_path):
+    """ray.init installs a C++ SIGTERM handler (a stack dump, then exit) over Python's; the
+    evaluator puts the process's own back, so a command's handler (save, shut Ray down, one
+    line) still runs. A real subprocess: the handler is per process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "child.py"
+    script.write_text(SIGTERM_CHILD.format(tests=str(Path(__file__).parent)))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "RAY_ADDRESS": ""})
+    assert proc.returncode == 7 and "python handler" in proc.stdout, (proc.returncode, proc.stderr[-2000:])
+    assert "SIGTERM received" not in proc.stderr

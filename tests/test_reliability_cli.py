@@ -141,6 +141,37 @@ def test_nan_fitness_is_one_line_and_the_last_checkpoint_resumes(tmp_path):
     assert len(rows) - 1 == int(kept[-1].stem.split("-")[1])  # one row per saved generation
 
 
+# -- a run stopped from outside: SIGTERM ---------------------------------------------------------
+def test_sigterm_stops_a_ray_run_with_one_line_and_it_resumes(tmp_path):
+    """`kill` (or a batch system's stop) ends a run on a local Ray as Ctrl-C does: exit 143,
+    one line saying how to continue, no stack dump from Ray's C++ handler, the folder resumes."""
+    folder = tmp_path / "run"
+    args = ["CartPole-v1", "--popsize", "4", "--hidden", "4", "--generations", "500", "--eval-every", "0",
+            "--workers", "1", "--quiet", "--run-dir", folder]
+    environ = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, str(EVOLVE), *map(str, args)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=ROOT, env=environ)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list((folder / "checkpoints").glob("gen-*.json"))) < 2:
+            assert child.poll() is None and time.monotonic() < deadline, "the run ended or stalled early"
+            time.sleep(0.05)
+        child.terminate()  # SIGTERM
+        _, stderr = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    lines = [line for line in stderr.strip().splitlines()
+             if line and not line.startswith("gen ") and "Started a local Ray" not in line]
+    assert child.returncode == 143, (child.returncode, stderr)
+    assert len(lines) == 1 and lines[0].startswith("terminated; continue with:"), stderr
+    assert "SIGTERM received" not in stderr and "Traceback" not in stderr
+    done = int(max((folder / "checkpoints").glob("gen-*.json")).stem.split("-")[1])
+    assert 2 <= done < 500
+    resumed = run("--resume", folder, "--generations", str(done + 2), "--backend", "serial")
+    assert resumed.returncode == 0, resumed.stderr
+    assert len((folder / "progress.csv").read_text().splitlines()) - 1 == done + 2
+
+
 # -- hangs ------------------------------------------------------------------------------------------
 def test_more_local_workers_than_cpus_fails_at_once(tmp_path):
     start = time.monotonic()

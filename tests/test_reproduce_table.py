@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks.reproduce.table import Row, describe, markdown
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,3 +39,27 @@ def test_rows_in_progress_then_evaluated(tmp_path):
     assert (entry["mean"], entry["std"], entry["episodes"]) == (scored["mean"], scored["std"], 3)
     line = markdown([entry]).splitlines()[-1]
     assert f"**{scored['mean']:.0f} +/- {scored['std']:.0f}** (3)" in line and "500 +/- 0" in line
+
+
+    # Scored before its end (neither its last generation nor its stop rule): the cell says so.
+    partial = dict(entry, of=5, ended=False)
+    assert "training stopped after generation 2 of 5" in markdown([partial])
+    assert "stopped" not in markdown([entry])
+
+    # The run went on and best.npz changed: its old score is refused, not shown.
+    best = json.loads((run / "best.json").read_text())
+    best["meta"]["generation"] += 1
+    (run / "best.json").write_text(json.dumps(best))
+    with pytest.raises(SystemExit, match="score it again"):
+        describe(row, tmp_path)
+
+
+def test_the_stop_rule_ends_a_run(tmp_path):
+    """A run stopped by its rule (the last `evals` held-out means at or above `score`) has ended,
+    though short of its generations."""
+    run = tmp_path / "run"
+    _script("evolve.py", "CartPole-v1", "--backend", "serial", "--popsize", "4", "--generations", "30", "--hidden", "4",
+            "--eval-every", "1", "--eval-episodes", "1", "--stop-score", "0", "--stop-evals", "2", "--run-dir", run,
+            "--quiet")
+    entry = describe(Row("run", "CartPole", "Hebbian", "eval.json", "-"), tmp_path)
+    assert entry["generations"] == 2 < entry["of"] == 30 and entry["ended"]

@@ -7,8 +7,10 @@ run's eval JSON, written by `scripts/evaluate.py RUN --episodes 100`), the paper
 the training env steps and wall time (progress.csv's last row) and the Ray workers (one
 per core). A run not evaluated yet shows how far it got instead: generations done and the
 centre's best held-out mean so far (10 episodes with the training early stop, so not
-comparable with the paper's protocol). Nothing here is typed in by hand but the paper's
-figures.
+comparable with the paper's protocol). A run scored before its end (neither its last
+generation nor its stop rule reached) says where its training stopped, and a score of a
+best centre that has changed since (the run went on) is refused. Nothing here is typed in
+by hand but the paper's figures.
 """
 from __future__ import annotations
 
@@ -68,6 +70,10 @@ def describe(row: Row, root: Path = HERE) -> dict | None:
     progress = read_progress(run)
     es_run = read_config(run)["es_run"]
     evals = progress["eval_mean"][~np.isnan(progress["eval_mean"])]
+    stop = es_run.get("stop") or {}
+    stop_evals = stop.get("evals") or 0
+    by_stop_rule = stop.get("score") is not None and 0 < stop_evals <= evals.size \
+        and bool(np.all(evals[-stop_evals:] >= stop["score"]))
     entry = {
         "folder": row.folder, "task": row.task, "network": row.network, "paper": row.paper,
         "generations": int(progress["generation"][-1]) + 1, "of": es_run["generations"],
@@ -75,9 +81,15 @@ def describe(row: Row, root: Path = HERE) -> dict | None:
         "workers": es_run["evaluator"].get("num_workers"),
         "best_held_out": float(evals.max()) if evals.size else None,
     }
+    entry["ended"] = entry["generations"] >= entry["of"] or by_stop_rule
     scored = run / row.eval_file
     if scored.is_file():
         result = json.loads(scored.read_text())
+        best = json.loads((run / "best.json").read_text())["meta"]["generation"] + 1  # best.json counts from 0
+        if result.get("checkpoint") == "best" and result.get("generation") != best:
+            raise SystemExit(f"{scored} scored the best centre after generation {result.get('generation')}, "
+                             f"but best.npz is now generation {best}'s: score it again with scripts/evaluate.py "
+                             "(the commands are in benchmarks/reproduce/README.md)")
         entry.update(mean=result["mean"], std=result["std"], episodes=result["episodes"],
                      checkpoint=result.get("label"), played=result.get("played_env_id"))
     return entry
@@ -89,6 +101,8 @@ def markdown(entries: list[dict]) -> str:
     for e in entries:
         if "mean" in e:
             ours = f"**{e['mean']:.0f} +/- {e['std']:.0f}** ({e['episodes']})"
+            if not e["ended"]:
+                ours += f", training stopped after generation {e['generations']} of {e['of']}"
         else:
             best = "none yet" if e["best_held_out"] is None or not math.isfinite(e["best_held_out"]) \
                 else f"{e['best_held_out']:.0f}"
