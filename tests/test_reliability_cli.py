@@ -172,6 +172,33 @@ def test_sigterm_stops_a_ray_run_with_one_line_and_it_resumes(tmp_path):
     assert len((folder / "progress.csv").read_text().splitlines()) - 1 == done + 2
 
 
+COMMAND_CHILD = textwrap.dedent("""
+    import time
+    from hebbian.cli import OneLineParser, run_command
+
+    def body():
+        print("ready", flush=True)
+        time.sleep(60)
+        return 0
+
+    raise SystemExit(run_command(OneLineParser(prog="work.py"), body))
+""")
+
+
+def test_sigterm_ends_every_command_with_one_line():
+    """The other scripts run through hebbian.cli.run_command: SIGTERM there is exit 143 and one
+    line too (a real process, signalled while its body runs)."""
+    child = subprocess.Popen([sys.executable, "-c", COMMAND_CHILD], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        child.terminate()
+        _, stderr = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert child.returncode == 143 and stderr.strip() == "work.py: terminated", (child.returncode, stderr)
+
+
 # -- hangs ------------------------------------------------------------------------------------------
 def test_more_local_workers_than_cpus_fails_at_once(tmp_path):
     start = time.monotonic()
