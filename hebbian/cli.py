@@ -30,8 +30,8 @@ def sigterm_as_interrupt() -> Iterator[None]:
     By default SIGTERM ends Python at once, skipping ``finally`` blocks: a local Ray's
     processes were left to notice the driver gone, and Ray's own C++ handler, where
     ``ray.init`` installed one, printed a stack dump that reads like a crash. Raised as an
-    exception, the stop unwinds like Ctrl-C: the write in progress ends (every save is a
-    rename, so a file is whole or absent either way), Ray is shut down, and the command
+    exception, the stop unwinds like Ctrl-C: a save it cuts short leaves the file as it was
+    (every save writes a temporary file and renames it), Ray is shut down, and the command
     prints one line. Outside the main thread (where Python cannot set handlers) it does
     nothing.
     """
