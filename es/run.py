@@ -180,7 +180,7 @@ def evolve(
                      ProgressDisplay(progress, generations, totals.generations)]
         result = None
         stop = es_run["stop"]
-        streak = _streak(folder.held_out_means(), stop) if resume else 0
+        streak = held_out_streak(folder.held_out_means(), stop) if resume else 0
         try:
             for g in range(totals.generations, generations):
                 if stop is not None and streak >= stop["evals"]:
@@ -208,8 +208,9 @@ def evolve(
                      totals.best_eval_mean, totals.best_generation, *final, stopped_early=stopped)
 
 
-def _streak(means: list[float], stop: dict | None) -> int:
-    """How many of the last held-out means in a row reach the stop rule's score."""
+def held_out_streak(means: list[float], stop: dict | None) -> int:
+    """How many of the last held-out means in a row reach the stop rule's score (``stop``:
+    config.json's ``es_run["stop"]``, ``{"score", "evals"}``, or None for no rule: 0)."""
     count = 0
     for mean in reversed(means if stop is not None else []):
         if mean < stop["score"]:

@@ -4,7 +4,10 @@ from __future__ import annotations
 import csv
 import os
 import pickle
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -176,10 +179,6 @@ def test_starting_ray_keeps_the_processs_sigterm_handler(tmp_path):
     """ray.init installs a C++ SIGTERM handler (a stack dump, then exit) over Python's; the
     evaluator puts the process's own back, so a command's handler (save, shut Ray down, one
     line) still runs. A real subprocess: the handler is per process."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     script = tmp_path / "child.py"
     script.write_text(SIGTERM_CHILD.format(tests=str(Path(__file__).parent)))
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,

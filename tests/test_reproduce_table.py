@@ -40,7 +40,6 @@ def test_rows_in_progress_then_evaluated(tmp_path):
     line = markdown([entry]).splitlines()[-1]
     assert f"**{scored['mean']:.0f} +/- {scored['std']:.0f}** (3)" in line and "500 +/- 0" in line
 
-
     # Scored before its end (neither its last generation nor its stop rule): the cell says so.
     partial = dict(entry, of=5, ended=False)
     assert "training stopped after generation 2 of 5" in markdown([partial])

@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.record import write_result  # noqa: E402
 from es.plotting import read_progress  # noqa: E402
+from es.run import held_out_streak  # noqa: E402
 from es.run_folder import read_config  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -70,10 +71,8 @@ def describe(row: Row, root: Path = HERE) -> dict | None:
     progress = read_progress(run)
     es_run = read_config(run)["es_run"]
     evals = progress["eval_mean"][~np.isnan(progress["eval_mean"])]
-    stop = es_run.get("stop") or {}
-    stop_evals = stop.get("evals") or 0
-    by_stop_rule = stop.get("score") is not None and 0 < stop_evals <= evals.size \
-        and bool(np.all(evals[-stop_evals:] >= stop["score"]))
+    stop = es_run.get("stop")
+    by_stop_rule = stop is not None and held_out_streak(evals.tolist(), stop) >= stop["evals"]
     entry = {
         "folder": row.folder, "task": row.task, "network": row.network, "paper": row.paper,
         "generations": int(progress["generation"][-1]) + 1, "of": es_run["generations"],
