@@ -9,12 +9,13 @@ CPU and another for a generic x86-64 (SSE2, no FMA, through NUMBA_CPU_NAME), bot
 subprocesses, and what they compute must agree bit for bit: the paper's CarRacing agent
 (area resize, CNN, plastic layers, action head) playing Gymnasium's own frames, and the
 ES noise table's gradient, PGPE and perturbation kernels, and the static network's step
-(the quadruped's and CarRacing's stacks).
+(the quadruped's and CarRacing's stacks), and the portable float32 tanh
+(`hebbian.portable_math.tanh32`, the CNN's) on a spread of values.
 
 A control kernel with fastmath shows that the generic build really is different machine
 code (its vectorised sum rounds differently), so the equality above means something.
-Not covered, and not ISA-independent: NumPy's own SIMD loops (its float32 tanh, used
-between the CNN's kernels), which pick code by CPU.
+Not covered: what NumPy and the C library compute, which both processes here share (NumPy
+picks its SIMD loops by the real CPU, which is why the CNN's tanh is no longer NumPy's).
 """
 from __future__ import annotations
 
@@ -80,6 +81,12 @@ out["noise"] = digest(noise_table.weighted_sum(values, offsets, w, 5000),
                       *noise_table.weighted_sums_and_squares(values, offsets, w, w[::-1].copy(), 5000),
                       noise_table.perturb(centre, np.float32(0.1), values, int(offsets[0]), -1))
 
+from hebbian.portable_math import tanh32_inplace
+spread = np.concatenate([np.random.default_rng(3).standard_normal(100_000).astype(np.float32) * np.float32(3),
+                         np.array([0.0, -0.0, 1e-30, 8.99, 9.0, 9.5, np.inf, -np.inf, np.nan], np.float32)])
+tanh32_inplace(spread)
+out["tanh"] = digest(spread)
+
 a, b = (np.random.default_rng(s).standard_normal(100_003).astype(np.float32) for s in (1, 2))
 out["control"] = float(fast_dot(a, b))
 print(json.dumps(out))
@@ -104,3 +111,4 @@ def test_kernels_agree_bit_for_bit_across_vector_instruction_sets(tmp_path):
     assert host["agent"] == generic["agent"]
     assert host["static"] == generic["static"]
     assert host["noise"] == generic["noise"]
+    assert host["tanh"] == generic["tanh"]

@@ -13,12 +13,15 @@ thread (mostly per-op overhead and a generic im2col); these direct kernels take 
 
 Arithmetic, the same on every machine: each convolution output is one running sum over its
 taps in C order of the weight tensor (input channel, then ky, then kx), starting from +0.0,
-every step an exactly rounded fused multiply-add (`_fma`, LLVM's ``llvm.fma``: IEEE 754
-fusedMultiplyAdd, a single instruction where the CPU has FMA and a correctly rounded library
-call where it has not). No fast-math: LLVM may not reorder or re-associate anything, so
-vector width, unrolling and CPU change the speed only, never a bit of the features. tanh
-runs in NumPy between the kernels (its SIMD tanh is ~20x faster than the scalar libm call
-Numba would make). tanh is monotonic, so max-pooling the pre-activations and taking tanh of
+every step an exactly rounded fused multiply-add (`hebbian.portable_math.fma32`, LLVM's
+``llvm.fma``: IEEE 754 fusedMultiplyAdd, a single instruction where the CPU has FMA and a
+correctly rounded library call where it has not). No fast-math: LLVM may not reorder or
+re-associate anything, so vector width, unrolling and CPU change the speed only, never a bit
+of the features. tanh is `hebbian.portable_math.tanh32`, a rational function evaluated in
+float64 (within 0.53 units in the last place of the exact tanh): NumPy's float32 tanh picks
+its code by CPU (a SIMD polynomial with AVX-512, the scalar libm call without, ~36 us for
+the pooled map on an AVX2 core against ~20 us for this one), so its last bits, and with them
+a whole episode, depended on the node. tanh is monotonic, so max-pooling the pre-activations and taking tanh of
 the 4x fewer pooled values is exact.
 
 What makes it fast (measured on one core of a Xeon with AVX-512, where LLVM's loop
@@ -47,8 +50,9 @@ vectoriser uses 8-lane ymm vectors; 2 FMAs per cycle give ~7.4 G vector FMAs/s):
   py + (2 r + ky) // 4, so each pooled row pair is one flat run of 20 columns, and all nine
   pairs together one vector loop of 184 (23 vectors; 162 outputs are kept).
 
-conv1 ~21 us (1.01 M MACs computed; ~17 us would be every FMA slot of the core), conv2 ~9.5 us, the
-two tanh ~3 us: ~36 us a frame. The previous kernels (one output at a time, a multiply then
+conv1 ~21 us (1.01 M MACs computed; ~17 us would be every FMA slot of the core), conv2 ~9.5 us,
+NumPy's two tanh then ~3 us: ~36 us a frame (`tanh32` came later and was not timed on that
+CPU; without AVX-512 it takes about half of NumPy's time, see BENCHMARKS.md). The previous kernels (one output at a time, a multiply then
 an add) took ~50 us and ~70 us; all 41 x 41 pooled values with 88 columns, 27 and 11 us.
 
 A Numba pitfall met here: a variable assigned inside a vector loop and assigned again after
@@ -58,9 +62,9 @@ kernels keep such names distinct.
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
+
+from hebbian.portable_math import fma32, tanh32_inplace
 
 CONV1_SHAPE = (6, 3, 3, 3)
 CONV2_SHAPE = (8, 6, 5, 5)
@@ -74,21 +78,6 @@ _PH_W, _PH_H = 20, 10          # a phase plane: (y // 4, x // 2) of the used 39 
 _PH = _PH_W * _PH_H
 _PH_PAD = 8                    # after the last plane: read only for conv2 outputs that are dropped
 _CONV2_RUN = 184               # flat conv2 positions per row parity: 9 pooled rows x 20, 23 vectors
-
-
-@intrinsic
-def _fma(typingctx, a, b, c):
-    """float32 a * b + c with one rounding (LLVM's llvm.fma.f32: correctly rounded on every machine)."""
-    if not (a == b == c == types.float32):
-        return None
-    sig = types.float32(types.float32, types.float32, types.float32)
-
-    def codegen(context, builder, signature, args):
-        f32 = ir.FloatType()
-        fn = builder.module.declare_intrinsic("llvm.fma", [f32], ir.FunctionType(f32, [f32, f32, f32]))
-        return builder.call(fn, args)
-
-    return sig, codegen
 
 
 class PaperCNN:
@@ -128,9 +117,9 @@ class PaperCNN:
             raise ValueError(f"the CNN takes frames of shape {self.obs_shape}, got {obs.shape}")
         obs = np.ascontiguousarray(obs, dtype=np.float32)  # the kernels read it flat; no copy in the usual case
         _conv1_pool(obs, self._w1, self._planes, self._rowmax)
-        np.tanh(self._planes, out=self._planes)
+        tanh32_inplace(self._planes)
         _conv2_pool(self._planes, self._w2, self._sums, self._out)
-        np.tanh(self._out, out=self._out)
+        tanh32_inplace(self._out)
         return self._out
 
 
@@ -158,13 +147,13 @@ def _conv1_pool(x, w1, planes, rowmax):
                         for kx in range(3):
                             v = xf[ch * _PLANE + base + yi * _SIDE + kx + col]
                             if yi < 3:  # tap ky = yi of output row 2 py
-                                a0 = _fma(wf[w0 + ch * 9 + yi * 3 + kx], v, a0)
-                                b0 = _fma(wf[w0 + 27 + ch * 9 + yi * 3 + kx], v, b0)
-                                c0 = _fma(wf[w0 + 54 + ch * 9 + yi * 3 + kx], v, c0)
+                                a0 = fma32(wf[w0 + ch * 9 + yi * 3 + kx], v, a0)
+                                b0 = fma32(wf[w0 + 27 + ch * 9 + yi * 3 + kx], v, b0)
+                                c0 = fma32(wf[w0 + 54 + ch * 9 + yi * 3 + kx], v, c0)
                             if yi > 0:  # tap ky = yi - 1 of output row 2 py + 1
-                                a1 = _fma(wf[w0 + ch * 9 + (yi - 1) * 3 + kx], v, a1)
-                                b1 = _fma(wf[w0 + 27 + ch * 9 + (yi - 1) * 3 + kx], v, b1)
-                                c1 = _fma(wf[w0 + 54 + ch * 9 + (yi - 1) * 3 + kx], v, c1)
+                                a1 = fma32(wf[w0 + ch * 9 + (yi - 1) * 3 + kx], v, a1)
+                                b1 = fma32(wf[w0 + 27 + ch * 9 + (yi - 1) * 3 + kx], v, b1)
+                                c1 = fma32(wf[w0 + 54 + ch * 9 + (yi - 1) * 3 + kx], v, c1)
                 rowmax[col] = max(a0, a1)
                 rowmax[_COLS1 + col] = max(b0, b1)
                 rowmax[2 * _COLS1 + col] = max(c0, c1)
@@ -208,10 +197,10 @@ def _conv2_pool(planes, w2, sums, out):
                         v0 = planes[cb + ((ky % 4) * 2 + kx % 2) * _PH + p + (ky // 4) * _PH_W + kx // 2]
                         v1 = planes[cb + (((ky + 2) % 4) * 2 + kx % 2) * _PH + p + ((ky + 2) // 4) * _PH_W + kx // 2]
                         k = group * 300 + ch * 25 + ky * 5 + kx
-                        s0 = _fma(wf[k], v0, s0)
-                        s1 = _fma(wf[k], v1, s1)
-                        t0 = _fma(wf[k + 150], v0, t0)
-                        t1 = _fma(wf[k + 150], v1, t1)
+                        s0 = fma32(wf[k], v0, s0)
+                        s1 = fma32(wf[k], v1, s1)
+                        t0 = fma32(wf[k + 150], v0, t0)
+                        t1 = fma32(wf[k + 150], v1, t1)
                 sf[p] = s0
                 sf[n + p] = s1
                 sf[2 * n + p] = t0
