@@ -22,6 +22,7 @@ from hebbian.config import AgentConfig, EvolutionConfig
 from hebbian.encoders import make_encoder
 from hebbian.lstm import LSTMNetwork
 from hebbian.network import HebbianNetwork, StaticNetwork
+from hebbian.portable_math import tanh32_array
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class BoxHead:
         self._dtype = space.dtype
 
     def __call__(self, y: np.ndarray):
-        unit = y if self.squashed else np.tanh(y)
+        unit = y if self.squashed else tanh32_array(y)
         scaled = self._low + (unit + 1) * 0.5 * self._span
         return np.where(self._bounded, scaled, y).astype(self._dtype).reshape(self._shape)
 
