@@ -49,6 +49,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from hebbian.portable_math import tanh32
 from hebbian.rules import Rule
 
 ACTIVATIONS = {"linear": 0, "tanh": 1, "relu": 2}
@@ -259,8 +260,9 @@ def static_step(x, weights, sizes, w_off, a_off, acts, hidden_act, output_act):
     are set to 0, so no NaN reaches an environment.
 
     Compiled for the same reason as the Hebbian kernel: the sums run in a fixed order (input by
-    input, each output's lane in turn, no reassociation) and tanh is libm's, so a step gives the
-    same bits on every x86-64, where BLAS and NumPy's SIMD tanh pick their code by CPU.
+    input, each output's lane in turn, no reassociation) and tanh is `portable_math.tanh32`, so
+    a step gives the same bits on every x86-64, where BLAS and NumPy's SIMD tanh pick their code
+    by CPU (and the C library's float tanh may differ between its versions).
     """
     num_layers = sizes.shape[0] - 1
     acts[: sizes[0]] = x
@@ -316,11 +318,11 @@ def _all_finite(h):
     return True
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, error_model="numpy")  # tanh32 divides: no zero check, vectorised
 def _activate(h, code):
     if code == 1:
         for j in range(h.shape[0]):
-            h[j] = np.tanh(h[j])
+            h[j] = tanh32(h[j])
     elif code == 2:
         for j in range(h.shape[0]):
             h[j] = max(h[j], np.float32(0.0))
