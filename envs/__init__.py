@@ -32,6 +32,10 @@ This package imports neither ``hebbian`` nor ``es``.
 
 from __future__ import annotations
 
+import numba_cache
+
+numba_cache.track(__path__[0])  # before any module here compiles a Numba function
+
 from collections.abc import Sequence
 from typing import Any
 

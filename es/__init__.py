@@ -42,6 +42,11 @@ A command-line script wires them like this (exit status 2 for usage errors)::
 
 Later, `es.load_params(run_dir, "best")` gives the float32 parameters to watch.
 """
+
+import numba_cache
+
+numba_cache.track(__path__[0])  # before any module here compiles a Numba function
+
 from .checkpoint import load_arrays, save_arrays
 from .cma_es import CMAES, CMAState, SepCMAES
 from .errors import CheckpointError, ESError, EvaluationError, ResourceError, StorageError, UsageError
