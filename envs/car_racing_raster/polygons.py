@@ -350,42 +350,33 @@ def _gfx_span_table(vx, vy, start, bounds, height):
             y = max(y1, lo)
             if y > stop:
                 continue
-            # C's (65536 * (y - y1)) / (y2 - y1), stepped from row to row: the quotient grows by
-            # 65536 // dy and the remainder by 65536 % dy, carrying one when it reaches dy
-            # (exact; a division per row of the ~10**9 numerators of a far vertex took ~70 ns
-            # here). The Sint32 product quotient * dx is stepped too (wrapping arithmetic is
-            # exact modulo 2**32), and the carry is an integer, not a branch: its pattern
-            # follows the slope and mispredicts.
-            dy, dx = y2 - y1, x2 - x1
+            # C's (65536 * (y - y1)) / (y2 - y1), stepped from row to row: the
+            # quotient grows by 65536 // dy and the remainder by 65536 % dy,
+            # carrying one when it reaches dy (exact; a division per row of
+            # the ~10**9 numerators of a far vertex took ~70 ns here).
+            dy = y2 - y1
             quotient, remainder = divmod(65536 * (y - y1), dy)
             grow, grow_remainder = divmod(65536, dy)
-            product = _i32(_i32(quotient) * dx)
-            step, base = _i32(grow * dx), _i32(65536 * x1)
             k = first[i] + y - lo
             for _ in range(y, stop + 1):
-                ends[k, count[k]] = _i32(product + base)
+                ends[k, count[k]] = _i32(_i32(_i32(quotient) * (x2 - x1)) + _i32(65536 * x1))
                 count[k] += 1
                 k += 1
+                quotient += grow
                 remainder += grow_remainder
-                carry = np.int64(remainder >= dy)
-                remainder -= carry * dy
-                product = _i32(product + step + carry * dx)
+                if remainder >= dy:
+                    remainder -= dy
+                    quotient += 1
         for k in range(first[i], first[i] + hi - lo + 1):
-            # Sorted and paired in place: a row view (ends[k]) would cost a reference count.
+            ints = ends[k]
             n = count[k]
-            for m in range(1, n):
-                v = ends[k, m]
-                j = m - 1
-                while j >= 0 and ends[k, j] > v:
-                    ends[k, j + 1] = ends[k, j]
-                    j -= 1
-                ends[k, j + 1] = v
+            _sort_small(ints, n)
             for j in range(0, n - 1, 2):
-                xa = _i32(ends[k, j] + 1)
+                xa = _i32(ints[j] + 1)
                 xa = _i16((xa >> 16) + ((xa & 32768) >> 15))
-                xb = _i32(ends[k, j + 1] - 1)
+                xb = _i32(ints[j + 1] - 1)
                 xb = _i16((xb >> 16) + ((xb & 32768) >> 15))
-                ends[k, j], ends[k, j + 1] = min(xa, xb), max(xa, xb)  # hlineColor swaps its ends
+                ints[j], ints[j + 1] = min(xa, xb), max(xa, xb)  # hlineColor swaps its ends
             count[k] = n // 2
     return first, count, ends
 
