@@ -85,11 +85,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1, help="episode (test episode 1 by default)")
     args = parser.parse_args(argv)
-    drivers = {"random driving": peers._random_driver(args.seed, args.steps)}
+    drivers = {"random driving": peers.random_driver(args.seed, args.steps)}
     if (peers.HEBBIAN_RUN / "best.npz").exists():
         run = load_run(peers.HEBBIAN_RUN)
         problem = make_problem(run, protocol=False, neg_reward_limit=None)
-        drivers[f"trained ({run.label})"] = peers._agent_driver(problem, run.params, args.seed)
+        drivers[f"trained ({run.label})"] = peers.agent_driver(problem, run.params, args.seed)
     else:
         print(f"{peers.HEBBIAN_RUN} has no best.npz: timing random driving's frames only")
     record = {"steps": args.steps, "repeats": args.repeats, "seed": args.seed, "drivers": {}}

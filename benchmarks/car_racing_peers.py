@@ -271,13 +271,13 @@ def training_throughput(popsize: int, workers: int, bare_steps: int, seed: int =
             "ratio_means": RATIO_MEANING}
 
 
-def _random_driver(seed: int, steps: int):
+def random_driver(seed: int, steps: int):
     """(env, act, env seed): FastCarRacing with its time limit, driven by part 1's random driving."""
     actions = random_driving(seed, steps)
     return GymnasiumCar(FastCarRacing).env, lambda obs, i: actions[i], seed
 
 
-def _agent_driver(problem, params: np.ndarray, seed: int):
+def agent_driver(problem, params: np.ndarray, seed: int):
     """(env, act, env seed): the problem's own env (FastCarRacing and the observation wrapper)
     and its policy with `params`, seeded as training seeds an episode named `seed`."""
     env_seed, weight_seed = episode_seeds(seed)
@@ -320,7 +320,7 @@ def step_breakdown(seeds, steps: int, driver=None) -> dict:
     car_racing_raster.render_state_frame = timed("raster", original)  # fast_car_racing calls it through the package
     try:
         for seed in seeds:
-            env, act, env_seed = _random_driver(seed, steps) if driver is None else _agent_driver(*driver, seed)
+            env, act, env_seed = random_driver(seed, steps) if driver is None else agent_driver(*driver, seed)
             fast = env.unwrapped
             fast._render = timed("render", fast._render)  # instance attributes: Gymnasium's step calls self._render
             fast._state_frame = timed("state_frame", fast._state_frame)
