@@ -1,5 +1,5 @@
 """The framework: plastic networks and their kernels, encoders, agents, the fitness problem,
-evaluation and watching (see DESIGN.md for the layout)."""
+evaluation and watching."""
 
 import numba_cache
 

@@ -41,8 +41,9 @@ def fma32(typingctx, a, b, c):
 # reweighted by each point's error and refitted (Lawson's iteration, 60 rounds, 12,000
 # Chebyshev and uniform points). Their largest relative error there is 1.3e-9, ~50x below
 # float32's half-unit in the last place, so with the float64 evaluation the result is within
-# 0.53 units in the last place of the exact tanh (tests/test_portable_math.py checks every
-# fifth positive float32 up to 9.5): the correctly rounded value, up to rare near-ties.
+# 0.53 units in the last place of the exact tanh (checked on every fifth positive float32 up
+# to 9.5 when fitted; tests/test_portable_math.py checks every 61st): the correctly rounded
+# value, up to rare near-ties.
 # Beyond 9, float32 tanh is 1 (within half a unit); inf gives 1, NaN stays NaN, the sign of
 # zero is kept.
 _TANH_P = (0.9999999987280662, 0.136808474567676, 0.0038694968657855154, 2.803109497829427e-05,

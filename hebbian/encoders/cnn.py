@@ -20,9 +20,9 @@ re-associate anything, so vector width, unrolling and CPU change the speed only,
 of the features. tanh is `hebbian.portable_math.tanh32`, a rational function evaluated in
 float64 (within 0.53 units in the last place of the exact tanh): NumPy's float32 tanh picks
 its code by CPU (a SIMD polynomial with AVX-512, the scalar libm call without, ~36 us for
-the pooled map on an AVX2 core against ~20 us for this one), so its last bits, and with them
-a whole episode, depended on the node. tanh is monotonic, so max-pooling the pre-activations and taking tanh of
-the 4x fewer pooled values is exact.
+the pooled map on an AVX2 core against ~15-21 us for this one), so its last bits, and with
+them a whole episode, depended on the node. tanh is monotonic, so max-pooling the
+pre-activations and taking tanh of the 4x fewer pooled values is exact.
 
 What makes it fast (measured on one core of a Xeon with AVX-512, where LLVM's loop
 vectoriser uses 8-lane ymm vectors; 2 FMAs per cycle give ~7.4 G vector FMAs/s):
@@ -50,10 +50,11 @@ vectoriser uses 8-lane ymm vectors; 2 FMAs per cycle give ~7.4 G vector FMAs/s):
   py + (2 r + ky) // 4, so each pooled row pair is one flat run of 20 columns, and all nine
   pairs together one vector loop of 184 (23 vectors; 162 outputs are kept).
 
-conv1 ~21 us (1.01 M MACs computed; ~17 us would be every FMA slot of the core), conv2 ~9.5 us,
-NumPy's two tanh then ~3 us: ~36 us a frame (`tanh32` came later and was not timed on that
-CPU; without AVX-512 it takes about half of NumPy's time, see BENCHMARKS.md). The previous kernels (one output at a time, a multiply then
-an add) took ~50 us and ~70 us; all 41 x 41 pooled values with 88 columns, 27 and 11 us.
+conv1 ~21 us (1.01 M MACs computed; ~17 us would be every FMA slot of the core), conv2
+~9.5 us, NumPy's two tanh then ~3 us: ~36 us a frame (`tanh32` came later and was not timed
+on that CPU; without AVX-512 it takes about half of NumPy's time, see BENCHMARKS.md). The
+previous kernels (one output at a time, a multiply then an add) took ~50 us and ~70 us; all
+41 x 41 pooled values with 88 columns, 27 and 11 us.
 
 A Numba pitfall met here: a variable assigned inside a vector loop and assigned again after
 it (Numba keeps one variable per name) stopped LLVM from vectorising conv1 (184 us); the
