@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import uuid
 import warnings
 from functools import lru_cache
 from pathlib import Path
@@ -95,7 +96,12 @@ def _locators():
             return super().from_function(py_func, py_file)
 
         def get_source_stamp(self):
-            return source_digest(Path(self._py_file).resolve())
+            try:
+                return source_digest(Path(self._py_file).resolve())
+            except (OSError, SyntaxError, ValueError):
+                # A module that cannot be read: a stamp no saved index has, so the function
+                # is compiled afresh (slower, never stale).
+                return f"unstamped-{uuid.uuid4()}"
 
     # Numba's own order: an explicit NUMBA_CACHE_DIR first, then __pycache__ beside the file.
     return [type(f"ContentStamped{base.__name__}", (_ContentStamped, base), {})
