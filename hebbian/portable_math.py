@@ -56,7 +56,7 @@ _TANH_SATURATES = 9.0
 def tanh32(x):
     """tanh of a float32 (or any float) as float32, the same bits on every CPU (see above)."""
     v = np.float64(x)
-    a = min(abs(v), _TANH_SATURATES)
+    a = abs(v)
     t = a * a
     p, q = _TANH_P, _TANH_Q
     num = ((((p[5] * t + p[4]) * t + p[3]) * t + p[2]) * t + p[1]) * t + p[0]
