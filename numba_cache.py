@@ -22,8 +22,12 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 
-_ROOTS: list[Path] = []  # tracked package folders' parents (the import roots)
 _PACKAGES: set[Path] = set()  # tracked package folders
+
+
+def _roots() -> list[Path]:
+    """The folders the tracked packages are imported from (their parents)."""
+    return sorted({package.parent for package in _PACKAGES})
 
 
 def _tracked(path: Path) -> bool:
@@ -32,7 +36,7 @@ def _tracked(path: Path) -> bool:
 
 def _module_file(name: str) -> Path | None:
     """The tracked file of module `name` (a package's __init__.py for a package), if any."""
-    for root in _ROOTS:
+    for root in _roots():
         base = root.joinpath(*name.split("."))
         for candidate in (base.with_suffix(".py"), base / "__init__.py"):
             if candidate.is_file() and _tracked(candidate):
@@ -53,7 +57,7 @@ def _imports(path: Path) -> tuple[Path, ...]:
                 base = package
                 for _ in range(node.level - 1):
                     base = base.parent
-                root = next((r for r in _ROOTS if r in base.parents), None)
+                root = next((r for r in _roots() if r in base.parents), None)
                 if root is None:
                     continue
                 prefix = ".".join(base.relative_to(root).parts)
@@ -126,5 +130,3 @@ def track(package_dir: str | Path) -> None:
                           "compiled functions are cached by Numba's own stamps, which miss edits "
                           "to the modules they use: clear __pycache__ after changing one", stacklevel=2)
     _PACKAGES.add(package)
-    if package.parent not in _ROOTS:
-        _ROOTS.append(package.parent)
