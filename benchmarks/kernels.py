@@ -40,12 +40,15 @@ import envs  # noqa: E402
 from benchmarks.record import write_result  # noqa: E402
 from envs.car_racing import PixelObservation, area_resize  # noqa: E402
 from hebbian.agent import AgentConfig, Policy  # noqa: E402
+from hebbian.encoders.cnn import PaperCNN  # noqa: E402
 from hebbian.kernels import NUM_TERMS  # noqa: E402
 from hebbian.network import HebbianNetwork  # noqa: E402
+from hebbian.portable_math import tanh32_inplace  # noqa: E402
 from tests.reference_rule import ReferenceHebbian  # noqa: E402
 
 torch.set_num_threads(1)
 RESULTS = Path(__file__).parent / "results" / "kernels.json"
+TANH_VALUES = PaperCNN()._planes.size  # the pooled conv1 map (as phase planes) the CNN's first tanh takes
 
 
 def median_us(fn, steps, repeats):
@@ -182,16 +185,33 @@ def bench_agent(steps, repeats, rng):
     features = policy.encoder.encode(obs).copy()
     outputs = policy.network.step(features).copy()
     plain = TorchCarRacingPolicy(flat)
-    step, resize, cnn, plastic, head, theirs = interleaved_us(
+    # The CNN's first tanh, on as many values as its pooled conv1 map (9,608): NumPy's float32
+    # tanh (which picks its code by CPU) against the portable one the CNN uses. Both copy the
+    # input first, so neither takes the tanh of its own last output.
+    pre = (rng.standard_normal(TANH_VALUES) * 2).astype(np.float32)
+    work = np.empty_like(pre)
+
+    def numpy_tanh():
+        work[:] = pre
+        np.tanh(work, out=work)
+
+    def portable_tanh():
+        work[:] = pre
+        tanh32_inplace(work)
+
+    step, resize, cnn, plastic, head, theirs, tanh_numpy, tanh_portable = interleaved_us(
         [(lambda: policy.act(pixels.observation(frame)), steps // 4),
          (lambda: pixels.observation(frame), steps // 4),
          (lambda: policy.encoder.encode(obs), steps // 4),
          (lambda: policy.network.step(features), steps // 4),
          (lambda: policy.head(outputs), steps // 4),
-         (lambda: plain.act(frame), steps // 20)], repeats)
+         (lambda: plain.act(frame), steps // 20),
+         (numpy_tanh, steps // 4),
+         (portable_tanh, steps // 4)], repeats)
     return {"agent_step_us": step, "resize_us": resize, "cnn_us": cnn, "plastic_us": plastic, "head_us": head,
             "rest_us": step - resize - cnn - plastic - head, "target_us": 100.0,
-            "torch_policy_step_us": theirs, "speedup_vs_torch": theirs / step}
+            "torch_policy_step_us": theirs, "speedup_vs_torch": theirs / step,
+            "cnn_tanh_numpy_us": tanh_numpy, "cnn_tanh_portable_us": tanh_portable}
 
 
 def main():
@@ -214,6 +234,8 @@ def main():
           f"resize {agent['resize_us']:.1f} + CNN {agent['cnn_us']:.1f} + plastic {agent['plastic_us']:.1f} + "
           f"head {agent['head_us']:.1f} + rest {agent['rest_us']:.1f} (glue, caches) | "
           f"plain PyTorch {agent['torch_policy_step_us']:.1f} us ({agent['speedup_vs_torch']:.1f}x)")
+    print(f"tanh of {TANH_VALUES:,} float32 values (the CNN's pooled conv1 map): NumPy "
+          f"{agent['cnn_tanh_numpy_us']:.1f} us, portable tanh32 {agent['cnn_tanh_portable_us']:.1f} us")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     record = {"stacks": stacks, "agent": agent}
     write_result(args.out, record)
