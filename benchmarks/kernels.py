@@ -18,7 +18,9 @@ as pretraining does it). Each part is also timed alone, in turn with the whole s
 parts then run with their data warm in the caches, so the step costs more than their sum;
 "rest_us" is that difference: ~1-2 us of Python glue between the parts, the rest cache
 effects (the plastic layers stream a 2.2 MB working set through a 2 MB L2, so they and the
-frame, resize and CNN buffers, ~0.2 MB, evict each other every step).
+frame, resize and CNN buffers, ~0.2 MB, evict each other every step). Beside them, the CNN's
+tanh on as many values as its pooled conv1 map: NumPy's float32 tanh against the portable
+`tanh32` the CNN uses (hebbian/portable_math.py).
 """
 from __future__ import annotations
 
