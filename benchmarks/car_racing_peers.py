@@ -1,7 +1,7 @@
 """CarRacing against its peers: env steps/s (Gymnasium, FastCarRacing, EnvPool) and training throughput.
 
     python -m benchmarks.car_racing_peers [--seeds 0 1 2] [--steps 1000] [--repeats 2] [--chunk 100]
-                                          [--popsize 8] [--workers 2] [--skip-envs] [--skip-training]
+                                          [--popsize 200] [--workers 2] [--skip-envs] [--skip-training]
                                           [--skip-breakdown]
 
 1. Environment steps/s, side by side. Gymnasium's CarRacing-v3, envs.FastCarRacing and
@@ -20,11 +20,14 @@
 
 2. Training throughput. One real CarRacing generation of the paper's agent (preset
    "paper": CNN + plastic 648-128-64-3 ABCD_lr, OpenAI-ES) with the early stop off
-   (neg_reward_limit=None, full 1000-step episodes), --popsize members x 1 episode,
+   (neg_reward_limit=None, full 1000-step episodes), --popsize members (by default the
+   preset's 200: with few members per worker, the generation's last episodes leave workers
+   idle and the figure measures that tail rather than the step rate) x 1 episode,
    evaluated by es.RayEvaluator on a local Ray with --workers workers. Steps/s per worker
-   = env steps / evaluation wall time / workers. Gymnasium's bare CarRacing-v3 (seeded
-   random driving, no agent, this process) is timed just before and just after the
-   generation; the ratio of the two tells how many times more env steps per second a
+   = env steps / evaluation wall time / workers; beside it each worker's busy share (its
+   CPU time over the wall time, from /proc: what the tail and Ray's own processes leave
+   it). Gymnasium's bare CarRacing-v3 (seeded random driving, no agent, this process) is
+   timed just before and just after the generation; the ratio of the two tells how many times more env steps per second a
    training worker makes, agent included, than Gymnasium's env alone could give it.
 
 3. Where a FastCarRacing step goes (microseconds per step, one thread, one episode per
@@ -238,17 +241,20 @@ def bare_gymnasium_steps_per_s(seed: int, steps: int) -> float:
     return steps / seconds
 
 
-def paper_generation(popsize: int, seed: int):
+def paper_generation(popsize: int | None, seed: int):
     """(config, problem, population): the first generation of the paper's CarRacing run with
-    `popsize` members, its training env with the early stop off (full 1000-step episodes)."""
-    cfg = presets.resolve("CarRacing-v2", flag_values={"popsize": popsize, "seed": seed,
-                                                       "env_options": {"neg_reward_limit": None}})
+    `popsize` members (None: the preset's), its training env with the early stop off (full
+    1000-step episodes)."""
+    flags = {"seed": seed, "env_options": {"neg_reward_limit": None}}
+    if popsize is not None:
+        flags["popsize"] = popsize
+    cfg = presets.resolve("CarRacing-v2", flag_values=flags)
     problem = presets.problem_from_config(cfg)
     strategy = presets.strategy_from_config(cfg, problem.num_params)
     return cfg, problem, strategy.ask(strategy.init(problem.initial_params(seed), seed))
 
 
-def training_throughput(popsize: int, workers: int, bare_steps: int, seed: int = 0) -> dict:
+def training_throughput(popsize: int | None, workers: int, bare_steps: int, seed: int = 0) -> dict:
     """Env steps/s per worker of one generation of the paper's CarRacing agent, early stop off."""
     cfg, problem, population = paper_generation(popsize, seed)
     seeds = [es.seeding.train_episode_seeds(seed, 0, group, 1) for group in population.groups]
@@ -256,19 +262,36 @@ def training_throughput(popsize: int, workers: int, bare_steps: int, seed: int =
         # One member per worker first: starts the actors, ships the problem, compiles Numba.
         evaluator.evaluate(population.shared, population.members[:workers], seeds[:workers])
         bare_before = bare_gymnasium_steps_per_s(seed, bare_steps)
+        pids = evaluator.worker_pids()
+        cpu_before = [cpu_seconds(pid) for pid in pids]
         start = time.perf_counter()
         result = evaluator.evaluate(population.shared, population.members, seeds)
         seconds = time.perf_counter() - start
+        cpu_after = [cpu_seconds(pid) for pid in pids]
         bare_after = bare_gymnasium_steps_per_s(seed, bare_steps)
     env_steps = int(result.steps.sum())
     per_worker = env_steps / seconds / workers
     bare = (bare_before + bare_after) / 2
+    busy = None
+    if None not in cpu_before + cpu_after:
+        busy = [(after - before) / seconds for before, after in zip(cpu_before, cpu_after)]
     return {"env_id": cfg.env.env_id, "preset": cfg.preset,
-            "env_options": cfg.env.env_options, "num_params": problem.num_params, "popsize": popsize,
+            "env_options": cfg.env.env_options, "num_params": problem.num_params, "popsize": cfg.evolution.popsize,
             "episodes": 1, "workers": workers, "env_steps": env_steps, "evaluation_s": seconds,
+            "worker_busy_shares": busy,
             "steps_per_s_per_worker": per_worker, "bare_gymnasium_steps_per_s_before": bare_before,
             "bare_gymnasium_steps_per_s_after": bare_after, "ratio_to_bare_gymnasium": per_worker / bare,
             "ratio_means": RATIO_MEANING}
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system, seconds) process ``pid`` has used, from /proc; None where
+    there is no /proc (not Linux) or the process is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def random_driver(seed: int, steps: int):
@@ -362,7 +385,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--repeats", type=int, default=2, help="whole env measurements, for the spread")
     parser.add_argument("--chunk", type=int, default=100, help="steps per env before the next env's turn")
     parser.add_argument("--frame-steps", type=int, default=100, help="steps compared for the frame difference")
-    parser.add_argument("--popsize", type=int, default=8, help="members of the timed generation (even)")
+    parser.add_argument("--popsize", type=int, default=None,
+                        help="members of the timed generation (even; default: the paper preset's, 200)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Ray workers (one per core)")
     parser.add_argument("--skip-envs", action="store_true", help="skip part 1 (env steps/s)")
     parser.add_argument("--skip-training", action="store_true", help="skip part 2 (training throughput)")
@@ -401,6 +425,9 @@ def main(argv=None) -> dict:
         print(f"\ntraining, paper's agent, early stop off: {training['env_steps']} env steps in "
               f"{training['evaluation_s']:.1f} s on {training['workers']} workers = "
               f"{training['steps_per_s_per_worker']:.1f} steps/s per worker")
+        if training["worker_busy_shares"] is not None:
+            shares = ", ".join(f"{share:.0%}" for share in training["worker_busy_shares"])
+            print(f"workers busy (their CPU time / the generation's wall time): {shares}")
         print(f"bare Gymnasium CarRacing-v3: {training['bare_gymnasium_steps_per_s_before']:.1f} steps/s before, "
               f"{training['bare_gymnasium_steps_per_s_after']:.1f} after")
         print(f"ratio {training['ratio_to_bare_gymnasium']:.2f}x (target >= 8x) = {RATIO_MEANING}")

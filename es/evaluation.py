@@ -178,6 +178,30 @@ def fetch_table(table: NoiseTable, ref: Any) -> np.ndarray:
                             "noise_table_size") from None
 
 
+def _hand_out(load: Sequence[int], queued: int, in_flight: int) -> list[int]:
+    """The actors the next queued tasks go to, in order; ``load`` counts each actor's tasks
+    sent and not yet returned, ``queued`` the tasks not yet sent.
+
+    Every idle actor gets one. A task waits behind a running one (up to ``in_flight`` per
+    actor, which hides the round trip between two tasks) only while at least as many
+    tasks are queued as there are actors: near the end of a generation the last tasks
+    go to whichever actor frees first, rather than queueing behind a slow episode while
+    another actor idles (up to a whole episode lost per generation; with few members per
+    worker, as on a large cluster, that is a large share of it).
+    """
+    load = list(load)
+    chosen: list[int] = []
+    for depth in range(in_flight):
+        for a, tasks in enumerate(load):
+            if queued == 0 or (depth > 0 and queued < len(load)):
+                return chosen
+            if tasks == depth:
+                chosen.append(a)
+                load[a] += 1
+                queued -= 1
+    return chosen
+
+
 class RayEvaluator:
     """Evaluates members on Ray actors, one per CPU; see the module docstring.
 
@@ -189,7 +213,8 @@ class RayEvaluator:
             to join a cluster.
         max_restarts, max_task_retries: Ray's per-actor restart and task-retry budgets.
         max_resubmits: how often one member may be resubmitted after its actor died for good.
-        in_flight: tasks queued per actor (2 hides the round trip between tasks).
+        in_flight: tasks sent ahead per actor at most (2 hides the round trip between tasks;
+            near the end of a generation fewer, see _hand_out).
     """
 
     def __init__(self, problem: Any, num_workers: int | None = None, address: str | None = None, *,
@@ -199,6 +224,8 @@ class RayEvaluator:
 
         if num_workers is not None and (isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers <= 0):
             raise UsageError(f"num_workers must be a positive integer, got {num_workers!r}")
+        if isinstance(in_flight, bool) or not isinstance(in_flight, int) or in_flight <= 0:
+            raise UsageError(f"in_flight must be a positive integer, got {in_flight!r}")
         self._ray = ray
         self._owns_ray = False
         if not ray.is_initialized():
@@ -268,7 +295,7 @@ class RayEvaluator:
         self.resubmissions = 0  # members resubmitted after an actor died for good (for tests / logs)
 
     def worker_pids(self) -> list[int]:
-        """Process ids of the actors (used by the fault-tolerance test to kill one)."""
+        """Process ids of the actors (the fault-tolerance test kills one; benchmarks read their CPU time)."""
         return self._ray.get([a.pid.remote() for a in self.actors])
 
     def evaluate(self, shared: SearchPoint | None, members: Sequence[Member], seeds: Sequence[Sequence[int]]) -> Evaluation:
@@ -289,14 +316,13 @@ class RayEvaluator:
         pending: dict[Any, tuple[int, int]] = {}  # ref -> (member index, actor index)
         load = [0] * len(self.actors)
         while queue or pending:
-            for a in range(len(self.actors)):
-                while queue and load[a] < self.in_flight:
-                    i = queue.popleft()
-                    ref = self.actors[a].evaluate.remote(self._problem_box, table_box, shared_ref, members[i],
-                                                         list(seeds[i]))
-                    pending[ref] = (i, a)
-                    load[a] += 1
-                    bytes_sent += task_bytes[i]
+            for a in _hand_out(load, len(queue), self.in_flight):
+                i = queue.popleft()
+                ref = self.actors[a].evaluate.remote(self._problem_box, table_box, shared_ref, members[i],
+                                                     list(seeds[i]))
+                pending[ref] = (i, a)
+                load[a] += 1
+                bytes_sent += task_bytes[i]
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
                 i, a = pending.pop(ref)

@@ -10,6 +10,76 @@ from hypothesis import given, settings, strategies as st
 import es
 from es import checkpoint as ckpt
 from es import seeding
+from es.evaluation import _hand_out
+
+
+# -- handing tasks to Ray actors ------------------------------------------------------------
+
+def hand_out_reference(load, queued, in_flight):
+    """One task at a time: to an idle actor (the first), else, while at least as many tasks
+    wait as there are actors, behind the least loaded actor below in_flight (the first)."""
+    load, chosen = list(load), []
+    while queued:
+        idle = [a for a, tasks in enumerate(load) if tasks == 0]
+        open_ = [a for a, tasks in enumerate(load) if tasks < in_flight]
+        if idle:
+            a = idle[0]
+        elif open_ and queued >= len(load):
+            a = min(open_, key=lambda b: (load[b], b))
+        else:
+            break
+        chosen.append(a)
+        load[a] += 1
+        queued -= 1
+    return chosen
+
+
+@given(st.integers(1, 3).flatmap(lambda in_flight: st.tuples(
+    st.lists(st.integers(0, in_flight), min_size=1, max_size=7), st.integers(0, 20), st.just(in_flight))))
+@settings(max_examples=300, deadline=None)
+def test_hand_out_matches_reference(case):
+    load, queued, in_flight = case
+    assert _hand_out(load, queued, in_flight) == hand_out_reference(load, queued, in_flight)
+
+
+def test_hand_out_keeps_the_last_tasks_for_the_first_free_actor():
+    assert _hand_out([0, 0], 8, 2) == [0, 1, 0, 1]  # the start: everyone busy, one queued each
+    assert _hand_out([1, 1], 5, 2) == [0, 1]
+    assert _hand_out([1, 1], 2, 2) == [0]  # as many left as actors: one may still queue
+    assert _hand_out([1, 1], 1, 2) == []  # the last one waits for whichever actor frees first
+    assert _hand_out([0, 1], 1, 2) == [0]
+    assert _hand_out([2, 2, 1], 9, 2) == [2]
+
+
+def simulated_makespan(durations, actors, in_flight, hand_out):
+    """Wall time of a generation whose task i takes durations[i], handed out by hand_out
+    whenever a task ends (round trips free)."""
+    queue, busy_until, waiting, now = list(range(len(durations))), [0.0] * actors, [[] for _ in range(actors)], 0.0
+    load = [0] * actors
+    running = [None] * actors
+    while queue or any(load):
+        for a in hand_out(load, len(queue), in_flight):
+            waiting[a].append(queue.pop(0))
+            load[a] += 1
+        for a in range(actors):
+            if running[a] is None and waiting[a]:
+                running[a] = waiting[a].pop(0)
+                busy_until[a] = now + durations[running[a]]
+        a = min((b for b in range(actors) if running[b] is not None), key=lambda b: busy_until[b])
+        now, running[a] = busy_until[a], None
+        load[a] -= 1
+    return now
+
+
+def test_hand_out_shortens_the_tail_of_a_generation():
+    # Two workers, eight episodes, the sixth slow. Filling every actor up to in_flight (the
+    # previous rule) queues the last episode behind the slow one while the other actor idles.
+    durations = [1.0, 1.0, 1.0, 1.0, 1.0, 3.0, 1.0, 1.0]
+
+    def fill_up(load, queued, in_flight):
+        return [a for a in range(len(load)) for _ in range(in_flight - load[a])][:queued]
+    assert simulated_makespan(durations, 2, 2, fill_up) == 6.0
+    assert simulated_makespan(durations, 2, 2, _hand_out) == 5.0  # = the work / 2: no idling
 
 
 # -- shaping --------------------------------------------------------------------------------

@@ -103,9 +103,11 @@ def test_problem_exception_is_one_line_evaluation_error():
         es.SerialEvaluator(problem).evaluate(pop.shared, pop.members, [[1], [1]])
 
 
-def test_bad_worker_count_and_unpicklable_problem():
+def test_bad_worker_count_in_flight_and_unpicklable_problem():
     with pytest.raises(es.UsageError, match="num_workers"):
         es.RayEvaluator(NoisySphere(2), num_workers=0)
+    with pytest.raises(es.UsageError, match="in_flight"):  # 0 would hand out no task, ever
+        es.RayEvaluator(NoisySphere(2), num_workers=1, in_flight=0)
     problem = NoisySphere(2)
     problem.lock = threading.Lock()  # not picklable, even by cloudpickle
     with pytest.raises(es.UsageError, match="must be picklable"):
