@@ -217,6 +217,8 @@ def _scratch_pixel(draw_call, color, like, background) -> int:
 
 
 _XRGB_MASKS = (0xFF0000, 0x00FF00, 0x0000FF, 0)
+# Score texts' pixels kept per env (see FastCarRacing._remember_text): ~3,900 grey texts.
+_TEXT_CACHE_BYTES = 16 << 20
 # (r, g, b) int triples already packed to 0xRRGGBB by FastCarRacing._draw_rgb.
 _INT_RGB: dict[tuple, int] = {}
 
@@ -260,6 +262,8 @@ class FastCarRacing(CarRacing):
         self._car_for = None  # the Car _car_cache describes
         self._car_cache = None
         self._text_pixel_cache: dict[str, tuple | None] = {}
+        self._text_pixel_bytes = 0  # what the entries of _text_pixel_cache hold
+        self._last_text: tuple = (None, None)  # (text, _text_pixels' answer) of the last call
         self._polygons_for = None  # the road_poly list the arrays below mirror
         self._polygon_cache = None
         self._road_colors: list = []
@@ -506,12 +510,19 @@ class FastCarRacing(CarRacing):
 
         Blits the (cached) rendered text on two scratch surfaces with
         different backgrounds: equal results show the blit is an opaque copy.
+        Answers are kept (see _remember_text); the arrays returned are shared, read-only
+        by contract.
         """
-        cached = self._text_pixel_cache.get(text)
-        if cached is not None or text in self._text_pixel_cache:
-            return cached
-        if len(self._text_pixel_cache) > 256:
-            self._text_pixel_cache.clear()
+        if self._last_text[0] == text:  # the score holds for a few steps at least
+            return self._last_text[1]
+        if text in self._text_pixel_cache:
+            found = self._text_pixel_cache[text]
+            if found is not None:
+                pixels, x, y = found
+                if pixels.dtype == np.uint8:  # stored grey: one byte a pixel
+                    found = pixels.astype(np.uint32) * np.uint32(0x010101), x, y
+            self._last_text = (text, found)
+            return found
         surface = self._score_text(text)
         rect = surface.get_rect()
         rect.center = (60, WINDOW_H - WINDOW_H * 2.5 / 40.0)
@@ -523,11 +534,33 @@ class FastCarRacing(CarRacing):
             # A view of the pixels, masked into a new array: array2d's copy took ~5x as long,
             # and a driving agent's score changes every few steps (a new text each time).
             copies.append(pygame.surfarray.pixels2d(scratch).T & 0xFFFFFF)
-        cached = None
+        found = None
         if np.array_equal(copies[0], copies[1]):
-            cached = (np.ascontiguousarray(copies[0], dtype=np.uint32), rect.x, rect.y)
-        self._text_pixel_cache[text] = cached
-        return cached
+            pixels = np.ascontiguousarray(copies[0], dtype=np.uint32)
+            found = (pixels, rect.x, rect.y)
+            blue = (pixels & 0xFF).astype(np.uint8)
+            if np.array_equal(blue.astype(np.uint32) * np.uint32(0x010101), pixels):
+                pixels = blue
+            self._remember_text(text, (pixels, rect.x, rect.y), pixels.nbytes)
+        else:
+            self._remember_text(text, None, 0)
+        self._last_text = (text, found)
+        return found
+
+    def _remember_text(self, text: str, entry, nbytes: int):
+        """Keep a score text's pixels for the episodes to come, up to _TEXT_CACHE_BYTES.
+
+        A driving agent's score takes a new value every few steps, hundreds an episode,
+        and the same ones again next episode: a cache that holds them all (the score
+        text is white on black, so one byte a pixel, ~4 KB a text) makes every text after
+        the first episodes a hit, where a cache of 256 cleared itself every episode.
+        """
+        nbytes += 128  # the entry itself
+        if self._text_pixel_bytes + nbytes > _TEXT_CACHE_BYTES:
+            self._text_pixel_cache.clear()
+            self._text_pixel_bytes = 0
+        self._text_pixel_cache[text] = entry
+        self._text_pixel_bytes += nbytes
 
     def _state_frame(self, zoom, translation, angle):
         """The state observation, rasterised by car_racing_raster; None if it can't.

@@ -157,6 +157,32 @@ def test_state_frames_use_the_raster(monkeypatch, sse2_smoothscale):
         env.close()
 
 
+def test_score_text_pixels_kept_one_byte_a_pixel_and_bounded(monkeypatch):
+    # Whatever answers (a fresh blit, the last answer, the cache, the cache after it
+    # overflowed and cleared), a score text's pixels are what a fresh env computes.
+    texts = [f"{v:04.0f}" for v in (-12, 0, 7, 15, 99, 123, 880, 901)]
+    with _env_pair() as (_, fresh_env):
+        fresh_env.reset(seed=0)
+        fresh = {}
+        for text in texts:
+            fresh_env._reset_drawing_caches()
+            fresh[text] = fresh_env._text_pixels(text)
+    monkeypatch.setattr(fcr, "_TEXT_CACHE_BYTES", 3 * 5000)  # about three grey texts
+    env = FastCarRacing()
+    try:
+        env.reset(seed=0)
+        for text in texts + texts[::-1] + texts:
+            pixels, x, y = env._text_pixels(text)
+            assert pixels.dtype == np.uint32 and (x, y) == fresh[text][1:]
+            np.testing.assert_array_equal(pixels, fresh[text][0])
+            assert env._text_pixel_bytes <= fcr._TEXT_CACHE_BYTES
+            stored = env._text_pixel_cache[text][0]
+            assert stored.dtype == np.uint8  # white on black: grey, one byte a pixel
+        assert len(env._text_pixel_cache) < len(texts)  # it did overflow
+    finally:
+        env.close()
+
+
 def test_pygame_drawing_when_pygame_differs(monkeypatch):
     # Another pygame: state frames are drawn by pygame itself, still identical.
     monkeypatch.setattr(audit, "AUDITED_PYGAME", "0.0.0")
