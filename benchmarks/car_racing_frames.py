@@ -11,7 +11,13 @@ part 1 of ``benchmarks.car_racing_peers`` drives at random, for comparison), the
 moved by other work than wall time, though not by shared caches): microseconds per frame
 after the start-of-episode zoom (frames 60 on) and on the zoom's first 50 frames, the
 median and range of the repeats. Also counts what a frame holds: gfx polygons and the
-canvas rows they span. Timings are measurements, never assertions.
+canvas rows they span.
+
+Then the score text: the trained driver plays --score-episodes whole episodes, the text of
+every state frame recorded (its score changes every few steps, hundreds of values an
+episode), and ``FastCarRacing._text_pixels`` is timed on those texts, the episodes in turn
+on one fresh env (its cache cold at the first episode, as in a training worker), then all
+again (every text seen, as in a worker after many episodes), in microseconds per step. Timings are measurements, never assertions.
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ import numpy as np
 from benchmarks import car_racing_peers as peers  # sets the one-thread environment first
 from benchmarks.record import write_result
 from envs import car_racing_raster
+from envs.fast_car_racing import FastCarRacing
 from hebbian.evaluate import load_run, make_problem
 
 ZOOM_FRAMES = 50  # the start-of-episode zoom: hundreds of polygons a frame
@@ -52,6 +59,51 @@ def record_frames(driver, steps: int) -> list[tuple]:
     finally:
         car_racing_raster.render_state_frame = original
     return calls
+
+
+def record_score_texts(problem, params, seeds) -> list[list[str]]:
+    """The score text of every state frame while the agent ``params`` plays one whole episode
+    per seed in ``problem``'s env (see car_racing_peers.agent_driver)."""
+    episodes = []
+    for seed in seeds:
+        env, act, env_seed = peers.agent_driver(problem, params, seed)
+        fast = env.unwrapped
+        shown: list[str] = []
+        original = fast._text_pixels
+
+        def recording(text):
+            shown.append(text)
+            return original(text)
+
+        fast._text_pixels = recording  # an instance attribute: _state_frame calls self._text_pixels
+        try:
+            obs, _ = env.reset(seed=env_seed)
+            for i in range(peers.MAX_STEPS):
+                obs, _, terminated, truncated, _ = env.step(act(obs, i))
+                if terminated or truncated:
+                    break
+        finally:
+            del fast._text_pixels
+        episodes.append(shown)
+    return episodes
+
+
+def time_score_texts(episodes: list[list[str]], passes: int = 2) -> list[dict]:
+    """Microseconds per step of ``_text_pixels`` over each episode's texts, the episodes in
+    turn on one fresh FastCarRacing (``thread_time``), ``passes`` times over (from the
+    second on, every text has been seen: a worker after many episodes)."""
+    env = FastCarRacing()
+    env.reset(seed=0)
+    rows = []
+    for n in range(passes):
+        for shown in episodes:
+            start = time.thread_time()
+            for text in shown:
+                env._text_pixels(text)
+            rows.append({"pass": n + 1, "frames": len(shown), "texts": len(set(shown)),
+                         "us_per_step": (time.thread_time() - start) / len(shown) * 1e6})
+    env.close()
+    return rows
 
 
 def polygon_rows(frame: tuple) -> int:
@@ -84,8 +136,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--steps", type=int, default=600, help="steps recorded per driver")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1, help="episode (test episode 1 by default)")
+    parser.add_argument("--score-episodes", type=int, default=3, help="episodes whose score texts are timed")
     args = parser.parse_args(argv)
     drivers = {"random driving": peers.random_driver(args.seed, args.steps)}
+    run = problem = None
     if (peers.HEBBIAN_RUN / "best.npz").exists():
         run = load_run(peers.HEBBIAN_RUN)
         problem = make_problem(run, protocol=False, neg_reward_limit=None)
@@ -102,6 +156,13 @@ def main(argv=None) -> dict:
             print(f"{name}, {part} ({t['frames']} frames, {t['gfx_polygons']:.1f} gfx polygons and "
                   f"{t['polygon_rows']:,.0f} polygon rows a frame): {t['median_us']:.0f} us a frame "
                   f"({t['min_us']:.0f}-{t['max_us']:.0f})")
+    if problem is not None and args.score_episodes > 0:
+        seeds = range(args.seed, args.seed + args.score_episodes)
+        record["score_text"] = time_score_texts(record_score_texts(problem, run.params, seeds))
+        print("score text (FastCarRacing._text_pixels), trained driver, episodes in turn on one env, twice:")
+        for n, row in enumerate(record["score_text"]):
+            print(f"  pass {row['pass']}, episode {n % args.score_episodes + 1}: {row['frames']} frames, "
+                  f"{row['texts']} texts: {row['us_per_step']:.1f} us a step")
     write_result(Path(__file__).resolve().parent / "results" / "car_racing_frames.json", record)
     return record
 
