@@ -31,6 +31,7 @@ import numpy as np
 from benchmarks import car_racing_peers as peers  # sets the one-thread environment first
 from benchmarks.record import write_result
 from envs import car_racing_raster
+from envs import fast_car_racing
 from envs.fast_car_racing import FastCarRacing
 from hebbian.evaluate import load_run, make_problem
 
@@ -94,6 +95,7 @@ def time_score_texts(episodes: list[list[str]], passes: int = 2) -> list[dict]:
     second on, every text has been seen: a worker after many episodes)."""
     env = FastCarRacing()
     env.reset(seed=0)
+    fast_car_racing._TEXT_PIXELS.clear()  # process-wide: recording the episodes filled it
     rows = []
     for n in range(passes):
         for shown in episodes:

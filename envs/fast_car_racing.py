@@ -217,8 +217,53 @@ def _scratch_pixel(draw_call, color, like, background) -> int:
 
 
 _XRGB_MASKS = (0xFF0000, 0x00FF00, 0x0000FF, 0)
-# Score texts' pixels kept per env (see FastCarRacing._remember_text): ~3,900 grey texts.
-_TEXT_CACHE_BYTES = 16 << 20
+
+
+class _TextPixels:
+    """Score texts' pixels, kept for every FastCarRacing of the process, up to ``limit`` bytes.
+
+    A driving agent's score takes a new value every few steps, hundreds an episode, and
+    the same ones again the next episode: keeping them all makes every text after a
+    worker's first episodes a lookup (a cache of 256 cleared itself every episode). The
+    score is white on black, so a text is kept one byte a pixel (~4 KB; 16 MiB hold
+    ~3,900), its full pixels otherwise. Entries are ``(pixels, x, y)`` or None (a blit
+    the raster cannot reproduce), keyed by the canvas format and the text.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.entries: dict[tuple, tuple | None] = {}
+        self.nbytes = 0
+
+    def get(self, key):
+        """``(found, answer)``: the pixels (h, w) uint32 0xRRGGBB, x and y, or None."""
+        if key not in self.entries:
+            return False, None
+        entry = self.entries[key]
+        if entry is not None and entry[0].dtype == np.uint8:  # kept grey
+            entry = (entry[0].astype(np.uint32) * np.uint32(0x010101), *entry[1:])
+        return True, entry
+
+    def put(self, key, answer):
+        entry, nbytes = answer, 128  # the entry itself
+        if answer is not None:
+            pixels = answer[0]
+            grey = (pixels & 0xFF).astype(np.uint8)
+            if np.array_equal(grey.astype(np.uint32) * np.uint32(0x010101), pixels):
+                entry = (grey, *answer[1:])
+            nbytes += entry[0].nbytes
+        if self.nbytes + nbytes > self.limit:
+            self.clear()
+        self.entries[key] = entry
+        self.nbytes += nbytes
+
+    def clear(self):
+        self.entries.clear()
+        self.nbytes = 0
+
+
+_TEXT_PIXELS = _TextPixels(16 << 20)
+
 # (r, g, b) int triples already packed to 0xRRGGBB by FastCarRacing._draw_rgb.
 _INT_RGB: dict[tuple, int] = {}
 
@@ -261,9 +306,7 @@ class FastCarRacing(CarRacing):
         self._rgb_cache: dict[tuple, int | None] = {}
         self._car_for = None  # the Car _car_cache describes
         self._car_cache = None
-        self._text_pixel_cache: dict[str, tuple | None] = {}
-        self._text_pixel_bytes = 0  # what the entries of _text_pixel_cache hold
-        self._last_text: tuple = (None, None)  # (text, _text_pixels' answer) of the last call
+        self._last_text: tuple = (None, None)  # (key, _text_pixels' answer) of the last call
         self._polygons_for = None  # the road_poly list the arrays below mirror
         self._polygon_cache = None
         self._road_colors: list = []
@@ -510,57 +553,32 @@ class FastCarRacing(CarRacing):
 
         Blits the (cached) rendered text on two scratch surfaces with
         different backgrounds: equal results show the blit is an opaque copy.
-        Answers are kept (see _remember_text); the arrays returned are shared, read-only
-        by contract.
+        Answers are kept for the whole process (:class:`_TextPixels`); the arrays
+        returned are shared, read-only by contract.
         """
-        if self._last_text[0] == text:  # the score holds for a few steps at least
+        canvas = self._canvases()[0]
+        key = (canvas.get_bitsize(), canvas.get_masks(), text)
+        if self._last_text[0] == key:  # the score holds for a few steps at least
             return self._last_text[1]
-        if text in self._text_pixel_cache:
-            found = self._text_pixel_cache[text]
-            if found is not None:
-                pixels, x, y = found
-                if pixels.dtype == np.uint8:  # stored grey: one byte a pixel
-                    found = pixels.astype(np.uint32) * np.uint32(0x010101), x, y
-            self._last_text = (text, found)
-            return found
-        surface = self._score_text(text)
-        rect = surface.get_rect()
-        rect.center = (60, WINDOW_H - WINDOW_H * 2.5 / 40.0)
-        copies = []
-        for background in (0x000000, 0xFFFFFF):
-            scratch = pygame.Surface(surface.get_size(), 0, self._canvases()[0])
-            scratch.fill(background)
-            scratch.blit(surface, (0, 0))
-            # A view of the pixels, masked into a new array: array2d's copy took ~5x as long,
-            # and a driving agent's score changes every few steps (a new text each time).
-            copies.append(pygame.surfarray.pixels2d(scratch).T & 0xFFFFFF)
-        found = None
-        if np.array_equal(copies[0], copies[1]):
-            pixels = np.ascontiguousarray(copies[0], dtype=np.uint32)
-            found = (pixels, rect.x, rect.y)
-            blue = (pixels & 0xFF).astype(np.uint8)
-            if np.array_equal(blue.astype(np.uint32) * np.uint32(0x010101), pixels):
-                pixels = blue
-            self._remember_text(text, (pixels, rect.x, rect.y), pixels.nbytes)
-        else:
-            self._remember_text(text, None, 0)
-        self._last_text = (text, found)
-        return found
-
-    def _remember_text(self, text: str, entry, nbytes: int):
-        """Keep a score text's pixels for the episodes to come, up to _TEXT_CACHE_BYTES.
-
-        A driving agent's score takes a new value every few steps, hundreds an episode,
-        and the same ones again next episode: a cache that holds them all (the score
-        text is white on black, so one byte a pixel, ~4 KB a text) makes every text after
-        the first episodes a hit, where a cache of 256 cleared itself every episode.
-        """
-        nbytes += 128  # the entry itself
-        if self._text_pixel_bytes + nbytes > _TEXT_CACHE_BYTES:
-            self._text_pixel_cache.clear()
-            self._text_pixel_bytes = 0
-        self._text_pixel_cache[text] = entry
-        self._text_pixel_bytes += nbytes
+        found, answer = _TEXT_PIXELS.get(key)
+        if not found:
+            surface = self._score_text(text)
+            rect = surface.get_rect()
+            rect.center = (60, WINDOW_H - WINDOW_H * 2.5 / 40.0)
+            copies = []
+            for background in (0x000000, 0xFFFFFF):
+                scratch = pygame.Surface(surface.get_size(), 0, canvas)
+                scratch.fill(background)
+                scratch.blit(surface, (0, 0))
+                # A view of the pixels, masked into a new array: array2d's copy took ~5x as
+                # long, and a driving agent's score changes every few steps.
+                copies.append(pygame.surfarray.pixels2d(scratch).T & 0xFFFFFF)
+            answer = None
+            if np.array_equal(copies[0], copies[1]):
+                answer = (np.ascontiguousarray(copies[0], dtype=np.uint32), rect.x, rect.y)
+            _TEXT_PIXELS.put(key, answer)
+        self._last_text = (key, answer)
+        return answer
 
     def _state_frame(self, zoom, translation, angle):
         """The state observation, rasterised by car_racing_raster; None if it can't.

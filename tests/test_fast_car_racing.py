@@ -159,28 +159,43 @@ def test_state_frames_use_the_raster(monkeypatch, sse2_smoothscale):
 
 def test_score_text_pixels_kept_one_byte_a_pixel_and_bounded(monkeypatch):
     # Whatever answers (a fresh blit, the last answer, the cache, the cache after it
-    # overflowed and cleared), a score text's pixels are what a fresh env computes.
+    # overflowed and cleared, another env of the process), a score text's pixels are
+    # what a fresh computation gives.
     texts = [f"{v:04.0f}" for v in (-12, 0, 7, 15, 99, 123, 880, 901)]
-    with _env_pair() as (_, fresh_env):
-        fresh_env.reset(seed=0)
+    envs = [FastCarRacing(), FastCarRacing()]
+    try:
+        for env in envs:
+            env.reset(seed=0)
         fresh = {}
         for text in texts:
-            fresh_env._reset_drawing_caches()
-            fresh[text] = fresh_env._text_pixels(text)
-    monkeypatch.setattr(fcr, "_TEXT_CACHE_BYTES", 3 * 5000)  # about three grey texts
-    env = FastCarRacing()
-    try:
-        env.reset(seed=0)
-        for text in texts + texts[::-1] + texts:
-            pixels, x, y = env._text_pixels(text)
+            monkeypatch.setattr(fcr, "_TEXT_PIXELS", fcr._TextPixels(1 << 20))
+            envs[0]._last_text = (None, None)
+            fresh[text] = envs[0]._text_pixels(text)
+        cache = fcr._TextPixels(3 * 5000)  # about three grey texts
+        monkeypatch.setattr(fcr, "_TEXT_PIXELS", cache)
+        for n, text in enumerate(texts + texts[::-1] + texts):
+            pixels, x, y = envs[n % 2]._text_pixels(text)
             assert pixels.dtype == np.uint32 and (x, y) == fresh[text][1:]
             np.testing.assert_array_equal(pixels, fresh[text][0])
-            assert env._text_pixel_bytes <= fcr._TEXT_CACHE_BYTES
-            stored = env._text_pixel_cache[text][0]
-            assert stored.dtype == np.uint8  # white on black: grey, one byte a pixel
-        assert len(env._text_pixel_cache) < len(texts)  # it did overflow
+            assert cache.nbytes <= cache.limit
+            stored = next(entry for key, entry in cache.entries.items() if key[-1] == text)
+            assert stored[0].dtype == np.uint8  # white on black: grey, one byte a pixel
+        assert len(cache.entries) < len(texts)  # it did overflow
     finally:
-        env.close()
+        for env in envs:
+            env.close()
+
+
+def test_text_pixel_cache_keeps_colour_and_refusals():
+    cache = fcr._TextPixels(1 << 20)
+    colour = np.array([[0x102030, 0x0A0A0A], [0, 0xFFFFFF]], np.uint32)
+    cache.put("colour", (colour, 3, 4))
+    cache.put("refused", None)
+    found, (pixels, x, y) = cache.get("colour")
+    assert found and pixels.dtype == np.uint32 and (x, y) == (3, 4)
+    np.testing.assert_array_equal(pixels, colour)
+    assert cache.get("refused") == (True, None) and cache.get("unseen") == (False, None)
+    assert cache.nbytes == colour.nbytes + 2 * 128
 
 
 def test_pygame_drawing_when_pygame_differs(monkeypatch):
