@@ -16,8 +16,10 @@ canvas rows they span.
 Then the score text: the trained driver plays --score-episodes whole episodes, the text of
 every state frame recorded (its score changes every few steps, hundreds of values an
 episode), and ``FastCarRacing._text_pixels`` is timed on those texts, the episodes in turn
-on one fresh env (its cache cold at the first episode, as in a training worker), then all
-again (every text seen, as in a worker after many episodes), in microseconds per step. Timings are measurements, never assertions.
+on one fresh env (the cache emptied first, as in a training worker's first episodes), then
+all again (every text seen, as in a worker after many episodes), in microseconds per step.
+
+Timings are measurements, never assertions.
 """
 from __future__ import annotations
 

@@ -27,8 +27,9 @@
    = env steps / evaluation wall time / workers; beside it each worker's busy share (its
    CPU time over the wall time, from /proc: what the tail and Ray's own processes leave
    it). Gymnasium's bare CarRacing-v3 (seeded random driving, no agent, this process) is
-   timed just before and just after the generation; the ratio of the two tells how many times more env steps per second a
-   training worker makes, agent included, than Gymnasium's env alone could give it.
+   timed just before and just after the generation; the ratio of the two tells how many
+   times more env steps per second a training worker makes, agent included, than
+   Gymnasium's env alone could give it.
 
 3. Where a FastCarRacing step goes (microseconds per step, one thread, one episode per
    seed from its reset): the raster (`render_state_frame`), the Python preparation of what
