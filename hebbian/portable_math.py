@@ -61,7 +61,7 @@ def tanh32(x):
     p, q = _TANH_P, _TANH_Q
     num = ((((p[5] * t + p[4]) * t + p[3]) * t + p[2]) * t + p[1]) * t + p[0]
     den = (((q[4] * t + q[3]) * t + q[2]) * t + q[1]) * t + q[0]
-    y = a * num / den if abs(v) <= _TANH_SATURATES else 1.0
+    y = a * num / den if a <= _TANH_SATURATES else 1.0
     y = math.copysign(y, v)
     return np.float32(y if v == v else v)
 
