@@ -41,6 +41,17 @@ ZOOM_FRAMES = 50  # the start-of-episode zoom: hundreds of polygons a frame
 STEADY_FROM = 60
 
 
+def play(driver, steps: int) -> None:
+    """``driver`` ((env, act, env seed), see car_racing_peers) plays from a reset up to
+    ``steps`` steps, or to the episode's end."""
+    env, act, env_seed = driver
+    obs, _ = env.reset(seed=env_seed)
+    for i in range(steps):
+        obs, _, terminated, truncated, _ = env.step(act(obs, i))
+        if terminated or truncated:
+            break
+
+
 def record_frames(driver, steps: int) -> list[tuple]:
     """The arguments of every ``render_state_frame`` call while ``driver`` ((env, act, env
     seed), see car_racing_peers) plays up to ``steps`` steps, the reset's frame included."""
@@ -51,14 +62,9 @@ def record_frames(driver, steps: int) -> list[tuple]:
         calls.append(tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args))
         return original(*args)
 
-    env, act, env_seed = driver
     car_racing_raster.render_state_frame = recording  # fast_car_racing calls it through the package
     try:
-        obs, _ = env.reset(seed=env_seed)
-        for i in range(steps):
-            obs, _, terminated, truncated, _ = env.step(act(obs, i))
-            if terminated or truncated:
-                break
+        play(driver, steps)
     finally:
         car_racing_raster.render_state_frame = original
     return calls
@@ -69,8 +75,8 @@ def record_score_texts(problem, params, seeds) -> list[list[str]]:
     per seed in ``problem``'s env (see car_racing_peers.agent_driver)."""
     episodes = []
     for seed in seeds:
-        env, act, env_seed = peers.agent_driver(problem, params, seed)
-        fast = env.unwrapped
+        driver = peers.agent_driver(problem, params, seed)
+        fast = driver[0].unwrapped
         shown: list[str] = []
         original = fast._text_pixels
 
@@ -80,11 +86,7 @@ def record_score_texts(problem, params, seeds) -> list[list[str]]:
 
         fast._text_pixels = recording  # an instance attribute: _state_frame calls self._text_pixels
         try:
-            obs, _ = env.reset(seed=env_seed)
-            for i in range(peers.MAX_STEPS):
-                obs, _, terminated, truncated, _ = env.step(act(obs, i))
-                if terminated or truncated:
-                    break
+            play(driver, peers.MAX_STEPS)
         finally:
             del fast._text_pixels
         episodes.append(shown)
