@@ -1,8 +1,9 @@
 """Whether FastCarRacing still reproduces the installed Gymnasium, pygame and Box2D.
 
-FastCarRacing's drawing re-implements specific Gymnasium and pygame code.
-:func:`reference_fingerprint` hashes the source of the reproduced Gymnasium
-methods (``CarRacing``'s and ``Car.draw``) and the drawing constants;
+FastCarRacing's drawing and car dynamics re-implement specific Gymnasium and
+pygame code. :func:`reference_fingerprint` hashes the source of the reproduced
+Gymnasium methods (``CarRacing``'s and ``Car.draw``, ``Car.step``, ``Car.gas``)
+and their constants;
 :func:`fast_car_racing_available` compares it with
 :data:`REFERENCE_FINGERPRINT` (the version the drawing was written and tested
 against) and also checks, numerically, that the vectorised rotation matches
@@ -10,7 +11,7 @@ pygame's ``Vector2.rotate_rad`` and the float32 car transform matches Box2D.
 If a check fails it warns once and returns False, and
 :func:`envs.fast_car_racing.car_racing_class` hands out Gymnasium's own ``CarRacing``; a
 ``FastCarRacing`` constructed anyway falls back to the inherited reference
-drawing, so it never trains on a different task. After auditing a new
+drawing and car, so it never trains on a different task. After auditing a new
 Gymnasium release, run the equality tests and update
 :data:`REFERENCE_FINGERPRINT` to the printed value. The raster additionally
 requires the audited pygame-ce (:data:`AUDITED_PYGAME`, see
@@ -47,7 +48,7 @@ __all__ = [
 
 # sha256 of the reproduced Gymnasium code (see reference_fingerprint) for
 # gymnasium 1.4.0 (CarRacing-v3), against which FastCarRacing was verified.
-REFERENCE_FINGERPRINT = "7acf6d19ad230b086159f1128a8e0c4f167b01592f3b0b3cdac0f160a37e34ff"
+REFERENCE_FINGERPRINT = "305978f6e59f0ddea5c0c94206843dc25d8431a718ababa09055d1f3af16391c"
 
 # The pygame-ce release whose C code (SDL_gfx polygons, draw.polygon,
 # smoothscale's SSE2 filters) envs.car_racing_raster reproduces.
@@ -59,8 +60,8 @@ AUDITED_PYGAME = "2.5.8"
 # it (a new list per episode is how the cache notices); _render_indicators
 # draws the panel whose area lets us cull polygons and whose polygons the
 # raster path rebuilds; _create_image_array is reproduced by the raster path
-# (and called unchanged otherwise). car_dynamics.Car.draw's geometry is
-# rebuilt too, so it and its constants are hashed as well.
+# (and called unchanged otherwise). car_dynamics.Car's drawing and dynamics
+# are reproduced too (below).
 _FINGERPRINTED_METHODS = (
     "_render",
     "_render_road",
@@ -83,21 +84,28 @@ _FINGERPRINTED_CONSTANTS = (
     "GRASS_DIM",
     "MAX_SHAPE_DIM",
 )
-_FINGERPRINTED_CAR_CONSTANTS = ("SIZE", "WHEEL_R", "WHEEL_W", "WHEEL_WHITE")
+# Car.draw's geometry is rebuilt for the raster; step and gas are reproduced by
+# envs.car_physics.FastCar, which reads their constants from the module.
+_FINGERPRINTED_CAR_METHODS = ("draw", "step", "gas")
+_FINGERPRINTED_CAR_CONSTANTS = (
+    "SIZE", "WHEEL_R", "WHEEL_W", "WHEEL_WHITE", "ENGINE_POWER", "WHEEL_MOMENT_OF_INERTIA", "FRICTION_LIMIT",
+)
 
 
 def reference_fingerprint() -> str:
     """Hash of the installed Gymnasium CarRacing code that FastCarRacing reproduces.
 
-    Covers the source text of the methods in ``_FINGERPRINTED_METHODS`` and the
-    values of the drawing constants. Returns ``"unavailable"`` if the source
-    cannot be read (e.g. a bytecode-only install), which never matches.
+    Covers the source text of the methods in ``_FINGERPRINTED_METHODS`` and
+    ``_FINGERPRINTED_CAR_METHODS`` and the values of the constants they use.
+    Returns ``"unavailable"`` if the source cannot be read (e.g. a bytecode-only
+    install), which never matches.
     """
     digest = hashlib.sha256()
     try:
         for name in _FINGERPRINTED_METHODS:
             digest.update(inspect.getsource(getattr(CarRacing, name)).encode())
-        digest.update(inspect.getsource(_car_dynamics.Car.draw).encode())
+        for name in _FINGERPRINTED_CAR_METHODS:
+            digest.update(inspect.getsource(getattr(_car_dynamics.Car, name)).encode())
     except (OSError, TypeError, AttributeError):
         return "unavailable"
     for name in _FINGERPRINTED_CONSTANTS:

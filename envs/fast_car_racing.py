@@ -7,10 +7,12 @@ dozen touch the 1000x800 canvas), rasterises them with pygame, flips the
 canvas, draws the indicator panel and score, and shrinks the 3 MB canvas to
 the 96x96 observation with ``pygame.transform.smoothscale``.
 
-:class:`FastCarRacing` subclasses Gymnasium's ``CarRacing`` and overrides only
-the drawing (``_render`` and ``_render_road``), so physics, rewards,
-terminations, ``info``, spaces and constructor arguments *are* Gymnasium's own
-code. The drawing computes the same thing differently:
+:class:`FastCarRacing` subclasses Gymnasium's ``CarRacing`` and overrides the
+drawing (``_render`` and ``_render_road``) and the car's per-step dynamics
+(:class:`envs.car_physics.FastCar`: the same float operations without NumPy
+scalars), so Box2D, rewards, terminations, ``info``, spaces and constructor
+arguments *are* Gymnasium's own code. The drawing computes the same thing
+differently:
 
 * polygon vertices are transformed in compiled loops (:func:`_cull` and
   :mod:`envs.car_racing_scene`) with the exact float64 operations (and
@@ -61,6 +63,7 @@ from pygame import gfxdraw
 
 from envs import car_racing_raster as raster
 from envs.car_racing_audit import fast_car_racing_available, raster_available
+from envs.car_physics import FastCar
 from envs.car_racing_scene import car_polygons, hud_polygons, place, placed, rotation, to_pixels
 
 __all__ = ["FastCarRacing", "car_racing_class"]
@@ -290,10 +293,21 @@ class FastCarRacing(CarRacing):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Checked once per process; if the installed gymnasium moved on, draw
-        # with the inherited (reference) methods instead of reproducing old code.
-        self._fast_drawing = fast_car_racing_available()
+        # Checked once per process; if the installed gymnasium moved on, draw and
+        # simulate with the inherited (reference) code instead of reproducing old code.
+        self._audited = fast_car_racing_available()
         self._reset_drawing_caches()
+
+    def reset(self, *, seed=None, options=None):
+        """``CarRacing.reset``; the car it builds then steps with :class:`~envs.car_physics.FastCar`.
+
+        The reference's reset ends with one step of the reference's own car code, which
+        FastCar reproduces; switching the new car's class afterwards changes no number.
+        """
+        result = super().reset(seed=seed, options=options)
+        if self._audited:
+            self.car.__class__ = FastCar
+        return result
 
     # ------------------------------------------------------------------ caches
     def _reset_drawing_caches(self):
@@ -393,7 +407,7 @@ class FastCarRacing(CarRacing):
         Gives the pixels ``CarRacing._render_road`` gives on the fresh, zeroed
         Surface the reference draws on every frame; see the module docstring.
         """
-        if not self._fast_drawing:
+        if not self._audited:
             return super()._render_road(zoom, translation, angle)
         visible = self._visible_polygons(_view(angle, zoom, translation))
         if visible is None:  # unknown track layout: the reference, on a zeroed canvas
@@ -662,7 +676,7 @@ class FastCarRacing(CarRacing):
 
         Follows the reference line by line; the differences are marked.
         """
-        if not self._fast_drawing:
+        if not self._audited:
             return super()._render(mode)
         assert mode in self.metadata["render_modes"]
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import struct
 import warnings
 from contextlib import contextmanager
 
@@ -25,16 +26,18 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 import numpy as np
 import pygame
 import pytest
+from gymnasium.envs.box2d.car_dynamics import Car
 from gymnasium.envs.box2d.car_racing import CarRacing
 
 import envs.car_racing_audit as audit
 import envs.fast_car_racing as fcr
+from envs.car_physics import FastCar, _sign
 from envs.fast_car_racing import FastCarRacing
 
 
 def _assert_fast_path(env: FastCarRacing) -> None:
     # Without this, a fallback to the inherited drawing would pass trivially.
-    assert env._fast_drawing, (
+    assert env._audited, (
         "FastCarRacing fell back to Gymnasium's drawing; see "
         "test_reference_is_the_audited_version"
     )
@@ -51,6 +54,27 @@ def _assert_same_step(step_ref, step_fast, where: str) -> None:
     assert term_ref == term_fast, f"terminated differs at {where}"
     assert trunc_ref == trunc_fast, f"truncated differs at {where}"
     assert info_ref == info_fast, f"info differs at {where}"
+
+
+def _car_state(env) -> list:
+    """Everything the car's dynamics write or Box2D makes of it, each float as its 8 bytes
+    (so -0.0 differs from 0.0 and NaN equals NaN): hull and wheels' poses and velocities,
+    each wheel's controls, speed, phase, motor speed and skid marks, the particles."""
+    car = env.car
+    values = [car.fuel_spent, car.hull.angle, car.hull.angularVelocity, *car.hull.position, *car.hull.linearVelocity]
+    marks = []
+    for w in car.wheels:
+        values += [w.omega, w.gas, w.brake, w.steer, w.phase, w.joint.motorSpeed, w.joint.angle, w.angle,
+                   *w.position, *w.linearVelocity]
+        marks.append(None if w.skid_start is None else tuple(w.skid_start))
+        marks.append(None if w.skid_particle is None else len(w.skid_particle.poly))
+    particles = [(p.color, p.grass, [tuple(xy) for xy in p.poly]) for p in car.particles]
+    return [struct.pack("<d", float(v)) for v in values] + [marks, repr(particles)]
+
+
+def _assert_same_car(ref, fast, where: str) -> None:
+    if _car_state(ref) != _car_state(fast):
+        pytest.fail(f"car state differs at {where}")
 
 
 @contextmanager
@@ -72,11 +96,13 @@ def _run_side_by_side(policy, seed: int, steps: int, **env_kwargs) -> dict:
         _assert_fast_path(fast)
         obs_ref, info_ref = ref.reset(seed=seed)
         obs_fast, info_fast = fast.reset(seed=seed)
+        assert type(fast.car) is FastCar and type(ref.car) is Car
         assert np.array_equal(obs_ref, obs_fast) and info_ref == info_fast
         for t in range(steps):
             action = policy(ref, rng)
             step_ref, step_fast = ref.step(action), fast.step(action)
             _assert_same_step(step_ref, step_fast, f"seed {seed}, step {t}")
+            _assert_same_car(ref, fast, f"seed {seed}, step {t}")
             stats["return"] += step_ref[1]
             stats["tiles"] = max(stats["tiles"], ref.tile_visited_count)
             if step_ref[2] or step_ref[3]:
@@ -233,6 +259,36 @@ def test_identical_with_gymnasium_action_samples():
     _run_side_by_side(sample, 3, 500)
 
 
+def _edge_controls(env, rng):
+    # The car code's branches and limits: gas outside [0, 1] and at its ends, brakes on
+    # either side of the 0.9 lock, steering at +-0.0, +-1 and beyond; often a sharp turn at
+    # speed, which skids and leaves marks.
+    steer = rng.choice([rng.uniform(-1, 1), 0.0, -0.0, 1.0, -1.0, 1.7, -3.0])
+    gas = rng.choice([rng.uniform(0, 1), 0.0, -0.0, 1.0, 1.3, -0.4, 0.05])
+    brake = rng.choice([0.0, 0.0, 0.0, 0.0, rng.uniform(0, 0.9), 0.9, 0.95, 1.0, 0.8999999])
+    return np.array([steer, gas, brake], dtype=rng.choice([np.float32, np.float64]))
+
+
+def test_identical_car_at_the_dynamics_edges():
+    stats = _run_side_by_side(_edge_controls, 21, 500)
+    assert stats["tiles"] > 3
+
+
+def test_sign_and_gas_clip_are_numpys():
+    specials = [0.0, -0.0, 1e-300, -1e-300, 0.5, -2.0, 1.0, 1.0000001, math.inf, -math.inf, math.nan]
+    for x in specials + [np.float64(x) for x in specials]:
+        assert struct.pack("<d", _sign(x)) == struct.pack("<d", np.sign(x)), x
+    world_ref, world_fast = [], []
+    for gas in specials + [np.float64(x) for x in specials] + [np.float32(0.3), np.float32(-0.0), True, 2]:
+        for cars, cls in ((world_ref, Car), (world_fast, FastCar)):
+            car = cls.__new__(cls)  # gas() only touches wheels' throttles: no Box2D world needed
+            car.wheels = [type("Wheel", (), {"gas": 0.0})() for _ in range(4)]
+            car.gas(gas)
+            car.gas(gas)
+            cars.append([struct.pack("<d", float(w.gas)) for w in car.wheels])
+    assert world_ref == world_fast
+
+
 @pytest.mark.slow
 def test_identical_discrete():
     stats = _run_side_by_side(_random_discrete, 4, 1000, continuous=False)
@@ -372,7 +428,7 @@ def test_fallback_when_gymnasium_changes(monkeypatch):
         warnings.simplefilter("error")  # warned once, not on every call
         assert fcr.car_racing_class() is CarRacing
         env = FastCarRacing()  # constructed anyway: draws like the reference
-    assert not env._fast_drawing
+    assert not env._audited
     ref = CarRacing()
     try:
         assert np.array_equal(env.reset(seed=9)[0], ref.reset(seed=9)[0])

@@ -1,0 +1,147 @@
+"""Gymnasium's car dynamics with plain float arithmetic: the same numbers, ~4x faster.
+
+``gymnasium.envs.box2d.car_dynamics.Car.step`` runs once per env step and spends most of
+its ~90-100 us on NumPy calls with one scalar each (``np.sign``, ``np.sqrt``,
+``np.square``; ``Car.gas`` calls ``np.clip``, ~8 us alone): each builds and unboxes
+NumPy scalars for a few nanoseconds of arithmetic. :class:`FastCar` computes the same
+operations, in the same order, on Python floats:
+
+* ``np.square(x)`` is ``x * x`` and ``np.sqrt`` is IEEE 754's correctly rounded square
+  root, as ``math.sqrt`` is; NumPy's float64 scalars and Python floats are both IEEE
+  754 doubles rounded to nearest, so every sum, product and quotient is the same bit for
+  bit. Neither operation here can divide by zero or overflow into an exception (Python
+  raises only for ``x / 0`` and ``**``; ``abs(omega) + 5`` and a force larger than a
+  positive friction limit are never 0), and NaN propagates the same way.
+* :func:`_sign` returns what ``np.sign`` does for a float: -1.0, 1.0, +0.0 for either
+  zero, and NaN for NaN.
+* ``Car.gas``' ``np.clip(gas, 0, 1)`` becomes two comparisons: NaN and values inside
+  pass through unchanged, as they do through ``np.clip``.
+* Box2D is read and written through the same calls as the reference (the joint angle
+  once instead of twice: a getter), in the same order, so the world sees the same motor
+  speeds and forces.
+
+The values stored on the wheels are Python floats where the reference leaves NumPy
+float64 scalars; their values are the same. ``tests/test_fast_car_racing.py`` drives the
+reference and this class side by side and compares every wheel's and the hull's state,
+bit for bit, after every step. :mod:`envs.car_racing_audit` fingerprints ``Car.step`` and
+``Car.gas`` with the drawing code, so a Gymnasium release that changes them turns
+FastCarRacing off rather than simulating an older car.
+"""
+
+from __future__ import annotations
+
+import math
+
+from gymnasium.envs.box2d import car_dynamics as _reference
+from gymnasium.envs.box2d.car_dynamics import Car
+
+__all__ = ["FastCar"]
+
+_ENGINE_POWER = _reference.ENGINE_POWER
+_WHEEL_MOMENT_OF_INERTIA = _reference.WHEEL_MOMENT_OF_INERTIA
+_FRICTION_LIMIT = _reference.FRICTION_LIMIT
+_GRASS_FRICTION_LIMIT = _FRICTION_LIMIT * 0.6
+# The reference multiplies by `205000 * SIZE * SIZE`, evaluated left to right: the same double.
+_SLIP_GAIN = 205000 * _reference.SIZE * _reference.SIZE
+_BRAKE_FORCE = 15  # radians per second, as in the reference
+_FORWARD, _SIDEWAYS = (0, 1), (1, 0)
+
+
+def _sign(x):
+    """``np.sign`` of a float: -1.0, 1.0, +0.0 for +-0.0, NaN for NaN."""
+    if x > 0:
+        return 1.0
+    if x < 0:
+        return -1.0
+    return 0.0 if x == 0 else x
+
+
+class FastCar(Car):
+    """``Car`` whose ``gas`` and ``step`` avoid NumPy scalars (see the module docstring).
+
+    FastCarRacing switches the car the reference's ``reset`` built to this class; nothing
+    else about the car changes (bodies, joints, drawing, particles are the reference's).
+    """
+
+    def gas(self, gas):
+        """Rear-wheel drive: the throttle moves towards ``gas`` clipped to [0, 1], by at most 0.1 a step."""
+        if gas < 0:
+            gas = 0.0
+        elif gas > 1:
+            gas = 1.0
+        for w in self.wheels[2:4]:
+            diff = gas - w.gas
+            if diff > 0.1:
+                diff = 0.1  # gradually increase, but stop immediately
+            w.gas += diff
+
+    def step(self, dt):
+        """Apply each wheel's steering motor, engine, brake and tyre friction for ``dt`` seconds."""
+        for w in self.wheels:
+            # Steering: the joint's motor turns the wheel towards w.steer at up to 3 rad/s.
+            error = w.steer - w.joint.angle
+            w.joint.motorSpeed = _sign(error) * min(50.0 * abs(error), 3.0)
+
+            # Friction limit: the best tile under the wheel, else grass.
+            grass = True
+            friction_limit = _GRASS_FRICTION_LIMIT
+            for tile in w.tiles:
+                friction_limit = max(friction_limit, _FRICTION_LIMIT * tile.road_friction)
+                grass = False
+
+            forw = w.GetWorldVector(_FORWARD)
+            side = w.GetWorldVector(_SIDEWAYS)
+            forw_x, forw_y = forw.x, forw.y
+            side_x, side_y = side.x, side.y
+            v = w.linearVelocity
+            v_x, v_y = v.x, v.y
+            vf = forw_x * v_x + forw_y * v_y  # forward speed
+            vs = side_x * v_x + side_y * v_y  # side speed
+
+            # Engine power into wheel speed (+5 keeps the division finite at rest).
+            w.omega += dt * _ENGINE_POWER * w.gas / _WHEEL_MOMENT_OF_INERTIA / (abs(w.omega) + 5.0)
+            self.fuel_spent += dt * _ENGINE_POWER * w.gas
+
+            if w.brake >= 0.9:
+                w.omega = 0
+            elif w.brake > 0:
+                direction = -_sign(w.omega)
+                val = _BRAKE_FORCE * w.brake
+                if abs(val) > abs(w.omega):
+                    val = abs(w.omega)  # low speed => same as = 0
+                w.omega += direction * val
+            w.phase += w.omega * dt
+
+            vr = w.omega * w.wheel_rad  # rotating wheel speed
+            f_force = -vf + vr  # along the speed difference
+            p_force = -vs
+            f_force *= _SLIP_GAIN
+            p_force *= _SLIP_GAIN
+            force = math.sqrt(f_force * f_force + p_force * p_force)
+
+            # Skid marks: the reference's bookkeeping, unchanged.
+            if abs(force) > 2.0 * friction_limit:
+                if w.skid_particle and w.skid_particle.grass == grass and len(w.skid_particle.poly) < 30:
+                    w.skid_particle.poly.append((w.position[0], w.position[1]))
+                elif w.skid_start is None:
+                    w.skid_start = w.position
+                else:
+                    w.skid_particle = self._create_particle(w.skid_start, w.position, grass)
+                    w.skid_start = None
+            else:
+                w.skid_start = None
+                w.skid_particle = None
+
+            if abs(force) > friction_limit:
+                f_force /= force
+                p_force /= force
+                force = friction_limit
+                f_force *= force
+                p_force *= force
+
+            w.omega -= dt * f_force * w.wheel_rad / _WHEEL_MOMENT_OF_INERTIA
+
+            w.ApplyForceToCenter(
+                (p_force * side_x + f_force * forw_x, p_force * side_y + f_force * forw_y),
+                True,
+            )
