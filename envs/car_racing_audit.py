@@ -48,7 +48,7 @@ __all__ = [
 
 # sha256 of the reproduced Gymnasium code (see reference_fingerprint) for
 # gymnasium 1.4.0 (CarRacing-v3), against which FastCarRacing was verified.
-REFERENCE_FINGERPRINT = "305978f6e59f0ddea5c0c94206843dc25d8431a718ababa09055d1f3af16391c"
+REFERENCE_FINGERPRINT = "a7d185038ba977b9477e1a74dc58126d5190b0d89512637c830b81d0f3cbf60e"
 
 # The pygame-ce release whose C code (SDL_gfx polygons, draw.polygon,
 # smoothscale's SSE2 filters) envs.car_racing_raster reproduces.
@@ -61,7 +61,8 @@ AUDITED_PYGAME = "2.5.8"
 # draws the panel whose area lets us cull polygons and whose polygons the
 # raster path rebuilds; _create_image_array is reproduced by the raster path
 # (and called unchanged otherwise). car_dynamics.Car's drawing and dynamics
-# are reproduced too (below).
+# are reproduced too (below), and FrictionDetector._contact is hashed because
+# the drawing relies on it repainting tiles in place (tile.color[:] = ...).
 _FINGERPRINTED_METHODS = (
     "_render",
     "_render_road",
@@ -106,6 +107,7 @@ def reference_fingerprint() -> str:
             digest.update(inspect.getsource(getattr(CarRacing, name)).encode())
         for name in _FINGERPRINTED_CAR_METHODS:
             digest.update(inspect.getsource(getattr(_car_dynamics.Car, name)).encode())
+        digest.update(inspect.getsource(_reference.FrictionDetector._contact).encode())
     except (OSError, TypeError, AttributeError):
         return "unavailable"
     for name in _FINGERPRINTED_CONSTANTS:

@@ -274,6 +274,22 @@ def test_identical_car_at_the_dynamics_edges():
     assert stats["tiles"] > 3
 
 
+def test_tiles_paint_into_one_colour_array():
+    with _env_pair() as (ref, fast):
+        ref.reset(seed=8)
+        fast.reset(seed=8)
+        rgb = fast._road_rgb
+        assert all(np.shares_memory(tile.color, rgb) for tile in fast.road)
+        assert all(color is tile.color for (_, color), tile in zip(
+            [entry for entry in fast.road_poly if isinstance(entry[1], np.ndarray)], fast.road))
+        assert np.array_equal(rgb, np.array([color for _, color in ref.road_poly], dtype=np.float64))
+        for t in range(60):  # drive onto the track: the listener repaints tiles
+            action = np.array([0.0, 0.6, 0.0], dtype=np.float32)
+            _assert_same_step(ref.step(action), fast.step(action), f"step {t}")
+        assert np.array_equal(rgb, np.array([color for _, color in ref.road_poly], dtype=np.float64))
+        assert fast.tile_visited_count > 0 and fast._road_rgb is rgb
+
+
 def test_sign_and_gas_clip_are_numpys():
     specials = [0.0, -0.0, 1e-300, -1e-300, 0.5, -2.0, 1.0, 1.0000001, math.inf, -math.inf, math.nan]
     for x in specials + [np.float64(x) for x in specials]:
