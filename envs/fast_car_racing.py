@@ -219,7 +219,8 @@ def _scratch_pixel(draw_call, color, like, background) -> int:
     return scratch.get_at_mapped((3, 3))
 
 
-_XRGB_MASKS = (0xFF0000, 0x00FF00, 0x0000FF, 0)
+# (bitsize, masks) of the 32-bit XRGB canvas whose pixels the raster writes.
+_XRGB_FORMAT = (32, (0xFF0000, 0x00FF00, 0x0000FF, 0))
 
 
 class _TextPixels:
@@ -313,7 +314,8 @@ class FastCarRacing(CarRacing):
     def _reset_drawing_caches(self):
         self._canvas = None  # the unflipped frame, reused every frame
         self._flipped = None  # the flipped frame (becomes self.surf)
-        self._canvas_format_key = None
+        self._canvas_format_key = None  # the display's format the canvases were made for
+        self._canvas_format = None  # the canvases' (bitsize, masks)
         self._font = None
         self._text_cache: dict[str, pygame.Surface] = {}
         self._fill_pixels: dict[tuple, int] = {}
@@ -475,8 +477,8 @@ class FastCarRacing(CarRacing):
         """
         if not raster_available() or pygame.transform.get_smoothscale_backend() != "SSE2":
             return False
-        canvas, _ = self._canvases()
-        return canvas.get_bitsize() == 32 and canvas.get_masks() == _XRGB_MASKS
+        self._canvases()
+        return self._canvas_format == _XRGB_FORMAT
 
     def _opaque_rgb(self, draw_call, color):
         """``color`` as the 0xRRGGBB pixel ``draw_call`` writes, or None if it blends.
@@ -488,7 +490,9 @@ class FastCarRacing(CarRacing):
         depends on the background means alpha < 255, which the raster does
         not reproduce.
         """
-        key = (draw_call, tuple(map(float, color)))
+        # An array's dtype and bytes name its values exactly and cost a fifth of the float tuple.
+        values = (color.dtype.str, color.tobytes()) if type(color) is np.ndarray else tuple(map(float, color))
+        key = (draw_call, values)
         if key in self._rgb_cache:
             return self._rgb_cache[key]
         if len(self._rgb_cache) > 256:  # domain_randomize: new colours per episode
@@ -596,7 +600,7 @@ class FastCarRacing(CarRacing):
         returned are shared, read-only by contract.
         """
         canvas = self._canvases()[0]
-        key = (canvas.get_bitsize(), canvas.get_masks(), text)
+        key = (*self._canvas_format, text)
         if self._last_text[0] == key:  # the score holds for a few steps at least
             return self._last_text[1]
         found, answer = _TEXT_PIXELS.get(key)
@@ -694,6 +698,7 @@ class FastCarRacing(CarRacing):
             self._canvas = pygame.Surface((WINDOW_W, WINDOW_H))
             self._flipped = pygame.Surface((WINDOW_W, WINDOW_H), 0, self._canvas)
             self._canvas_format_key = probe_key
+            self._canvas_format = (self._canvas.get_bitsize(), self._canvas.get_masks())
         return self._canvas, self._flipped
 
     def _render(self, mode: str):
