@@ -368,8 +368,9 @@ class FastCarRacing(CarRacing):
         writes land in this array and a frame takes its tiles' colours with one index.
         Values and dtype are unchanged: tile colours are float64 arrays of 3 in
         Gymnasium, and the kerbs' int tuples stay in ``road_poly``, copied here as exact
-        floats. None (draw with pygame) for colours of another shape, or a tile whose
-        colour is not the array its ``road_poly`` entry holds.
+        floats. None (draw with pygame) for colours of another shape, or unless every
+        entry's colour is either a tuple (immutable) or the array of exactly one tile: a
+        colour array shared by two entries, or held by no tile, would go stale here.
         """
         try:
             rgb = np.array([color for _, color in road_poly], dtype=np.float64).reshape(-1, 3)
@@ -379,8 +380,10 @@ class FastCarRacing(CarRacing):
             return None
         row_of = {id(color): k for k, (_, color) in enumerate(road_poly)}
         rows = [row_of.get(id(tile.color)) for tile in self.road]
-        if None in rows or any(not (isinstance(tile.color, np.ndarray) and tile.color.dtype == np.float64
-                                    and tile.color.shape == (3,)) for tile in self.road):
+        mutable = [k for k, (_, color) in enumerate(road_poly) if not isinstance(color, tuple)]
+        if None in rows or sorted(rows) != mutable or any(
+                not (isinstance(tile.color, np.ndarray) and tile.color.dtype == np.float64
+                     and tile.color.shape == (3,)) for tile in self.road):
             return None
         for tile, k in zip(self.road, rows):
             tile.color = rgb[k]

@@ -288,6 +288,13 @@ def test_tiles_paint_into_one_colour_array():
             _assert_same_step(ref.step(action), fast.step(action), f"step {t}")
         assert np.array_equal(rgb, np.array([color for _, color in ref.road_poly], dtype=np.float64))
         assert fast.tile_visited_count > 0 and fast._road_rgb is rgb
+        # Layouts whose colours the array could not follow are refused (drawn by pygame):
+        # two entries holding one array, and an array that no tile holds.
+        shared = list(fast.road_poly)
+        shared[1] = (shared[1][0], shared[0][1])
+        foreign = list(fast.road_poly)
+        foreign[0] = (foreign[0][0], np.array([1.0, 2.0, 3.0]))
+        assert fast._share_road_colors(shared) is None and fast._share_road_colors(foreign) is None
 
 
 def test_sign_and_gas_clip_are_numpys():
