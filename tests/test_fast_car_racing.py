@@ -301,15 +301,15 @@ def test_sign_and_gas_clip_are_numpys():
     specials = [0.0, -0.0, 1e-300, -1e-300, 0.5, -2.0, 1.0, 1.0000001, math.inf, -math.inf, math.nan]
     for x in specials + [np.float64(x) for x in specials]:
         assert struct.pack("<d", _sign(x)) == struct.pack("<d", np.sign(x)), x
-    world_ref, world_fast = [], []
+    throttles_ref, throttles_fast = [], []
     for gas in specials + [np.float64(x) for x in specials] + [np.float32(0.3), np.float32(-0.0), True, 2]:
-        for cars, cls in ((world_ref, Car), (world_fast, FastCar)):
+        for throttles, cls in ((throttles_ref, Car), (throttles_fast, FastCar)):
             car = cls.__new__(cls)  # gas() only touches wheels' throttles: no Box2D world needed
             car.wheels = [type("Wheel", (), {"gas": 0.0})() for _ in range(4)]
             car.gas(gas)
             car.gas(gas)
-            cars.append([struct.pack("<d", float(w.gas)) for w in car.wheels])
-    assert world_ref == world_fast
+            throttles.append([struct.pack("<d", float(w.gas)) for w in car.wheels])
+    assert throttles_ref == throttles_fast
 
 
 @pytest.mark.slow
@@ -450,11 +450,12 @@ def test_fallback_when_gymnasium_changes(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # warned once, not on every call
         assert fcr.car_racing_class() is CarRacing
-        env = FastCarRacing()  # constructed anyway: draws like the reference
+        env = FastCarRacing()  # constructed anyway: draws and drives like the reference
     assert not env._audited
     ref = CarRacing()
     try:
         assert np.array_equal(env.reset(seed=9)[0], ref.reset(seed=9)[0])
+        assert type(env.car) is Car
     finally:
         env.close()
         ref.close()
