@@ -2,11 +2,12 @@
 
 Each test drives a Gymnasium ``CarRacing`` and an ``envs.FastCarRacing`` side
 by side with the same seed and actions and asserts that every observation is
-``np.array_equal`` and every reward, termination, truncation and info is equal.
+``np.array_equal``, every reward, termination, truncation and info is equal, and
+(``_run_side_by_side``) the car's whole state is the same to the bit after every step.
 If the installed Gymnasium changes its CarRacing, ``test_reference_is_the_audited_version``
 fails (and the equality tests refuse to pass vacuously on the fallback path).
 
-Runtime: about 6,900 steps of each environment; Gymnasium's runs at ~100-150
+Runtime: about 7,500 steps of each environment; Gymnasium's runs at ~60-150
 steps/s, so roughly 1.5-2.5 minutes on one core (plus a one-off Numba compile
 of envs.car_racing_raster, cached in ``__pycache__``).
 """
