@@ -281,6 +281,38 @@ _FIELD = np.array(
     ],
     dtype=np.float64,
 )
+_N_GRASS = _GRASS.shape[0]
+
+
+@njit(cache=True)
+def _gfx_scene(poly_x, poly_y, centre_x, centre_y, radius, road_rgb, field_pixel, grass, draw_field,
+               rotation, zoom, translation):
+    """What the reference draws with gfxdraw, as :func:`envs.car_racing_raster.render_state_frame` takes it.
+
+    One compiled call for the cull (:func:`_cull`), the colours (:func:`_pack_road_colors`)
+    and the flat vertex arrays: from Python these were two compiled calls and about ten NumPy
+    calls a frame. Takes the grass and road polygons as ``_polygon_arrays`` gives them, the
+    road colours ``road_rgb`` (R, 3) float64, the field's and the grass's 0xRRGGBB pixels,
+    and ``draw_field``: whether the background square is drawn first (else the canvas
+    starts in its colour). Returns ``(ok, x, y, start, colors)``: the polygons' vertices in
+    drawing order (float64, the reference's), polygon ``i`` at ``start[i]:start[i + 1]``,
+    its 0xRRGGBB colour ``colors[i]``; ``ok`` is False if a road colour is not a pixel the
+    raster reproduces.
+    """
+    drawn, px, py = _cull(poly_x, poly_y, centre_x, centre_y, radius, rotation, zoom, translation)
+    first_road = np.searchsorted(drawn, _N_GRASS)  # drawn is ascending: grass first
+    colors = _pack_road_colors(field_pixel, grass, first_road, road_rgb[drawn[first_road:] - _N_GRASS])
+    ok = colors.shape[0] > 0
+    n_field = 4 if draw_field else 0
+    x = np.empty(n_field + px.size)
+    y = np.empty(n_field + py.size)
+    if draw_field:
+        place(_FIELD[:, 0], _FIELD[:, 1], rotation, zoom, translation, x[:4], y[:4])
+    else:
+        colors = colors[1:]
+    x[n_field:] = px.ravel()
+    y[n_field:] = py.ravel()
+    return ok, x, y, np.arange(0, x.shape[0] + 1, 4), colors
 
 
 class FastCarRacing(CarRacing):
@@ -507,27 +539,6 @@ class FastCarRacing(CarRacing):
         self._rgb_cache[key] = rgb
         return rgb
 
-    def _gfx_colors(self, drawn):
-        """0xRRGGBB int64 colours (K + 1,) of the background and polygons ``drawn``.
-
-        Background and grass colours (numpy arrays, floats under
-        ``domain_randomize``) are mapped by pygame (:meth:`_opaque_rgb`). Road
-        colours go through the reference's ``[int(c) for c in color]``, and
-        for ints in 0..255 pygame's mapping to a 32-bit XRGB pixel is plain
-        packing (:func:`_pack_road_colors`). None if a colour is not an opaque pixel.
-        """
-        background = self._opaque_rgb(_gfx_filled_polygon, self.bg_color)
-        grass = self._opaque_rgb(_gfx_filled_polygon, self.grass_color)
-        if background is None or grass is None:
-            return None
-        # `drawn` is ascending, grass (indices < len(_GRASS)) first. Tile colours are
-        # read every frame (the contact listener repaints tiles in place, into _road_rgb).
-        n_grass = len(_GRASS)
-        first_road = int(np.searchsorted(drawn, n_grass))
-        rgb = self._road_rgb[drawn[first_road:] - n_grass]
-        colors = _pack_road_colors(background, grass, first_road, rgb)
-        return colors if colors.shape[0] else None
-
     def _draw_rgb(self, color):
         """``color`` as the pixel ``pygame.draw.polygon`` writes, or None.
 
@@ -637,25 +648,25 @@ class FastCarRacing(CarRacing):
         the raster cannot reproduce (unknown track layout, alpha).
         """
         view = _view(angle, zoom, translation)
-        visible = self._visible_polygons(view)
-        if visible is None:
+        arrays = self._polygon_arrays()
+        if arrays is None:
             return None
-        drawn, px, py = visible
-        colors = self._gfx_colors(drawn)
-        if colors is None:
+        # Background and grass colours (numpy arrays, floats under domain_randomize) are
+        # mapped by pygame (_opaque_rgb); road colours are truncated as the reference's
+        # [int(c) for c in color] does, and packed (_pack_road_colors).
+        field_pixel = self._opaque_rgb(_gfx_filled_polygon, self.bg_color)
+        grass = self._opaque_rgb(_gfx_filled_polygon, self.grass_color)
+        if field_pixel is None or grass is None:
             return None
         # The background square first (clip=False: always drawn). When it
         # covers the canvas with its outline off it (see _render_road), the
         # canvas simply starts in its colour.
-        if self._field_covers_canvas(zoom):
-            background, colors = int(colors[0]), colors[1:]
-            gfx_x, gfx_y = px.ravel(), py.ravel()
-        else:
-            background = 0  # the reference's fresh Surface
-            gfx_x, gfx_y = np.empty(4 + px.size), np.empty(4 + py.size)
-            place(_FIELD[:, 0], _FIELD[:, 1], *view, gfx_x[:4], gfx_y[:4])
-            gfx_x[4:], gfx_y[4:] = px.ravel(), py.ravel()
-        gfx_start = np.arange(0, len(gfx_x) + 1, 4, dtype=np.int64)
+        covers = self._field_covers_canvas(zoom)
+        ok, gfx_x, gfx_y, gfx_start, colors = _gfx_scene(
+            *arrays, self._road_rgb, field_pixel, grass, not covers, *view)
+        if not ok:
+            return None
+        background = field_pixel if covers else 0  # 0: the reference's fresh Surface
 
         car = self._car_pixels(view)
         text = self._text_pixels(f"{self.reward:04.0f}")
