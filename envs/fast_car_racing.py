@@ -463,10 +463,9 @@ class FastCarRacing(CarRacing):
 
     def _polygon_color(self, index):
         """The colour the reference passes to gfxdraw for polygon ``index``."""
-        n_grass = len(_GRASS)
-        if index < n_grass:
+        if index < _N_GRASS:
             return self.grass_color
-        return [int(c) for c in self.road_poly[index - n_grass][1]]
+        return [int(c) for c in self.road_poly[index - _N_GRASS][1]]
 
     def _render_road(self, zoom, translation, angle):
         """Draw background, grass and road on ``self.surf``, overwriting it.
