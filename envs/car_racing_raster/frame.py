@@ -14,6 +14,7 @@ from envs.car_racing_raster.runs import (
     _clear,
     _fill,
     _inline,
+    _row,
     _kernel,
     _move_runs,
     _pack,
@@ -31,7 +32,7 @@ from envs.car_racing_raster.polygons import (
 from envs.car_racing_raster.shrink import _colour_tables, _shrink_row, _shrink_state
 
 
-@_inline
+@_row
 def _blit_row(row, text, text_x, text_y, runs, meta):
     """Row ``row`` of an opaque blit of ``text`` (h, w) packed pixels at (text_x, text_y).
 
@@ -83,6 +84,7 @@ def _paint_frame_rows(gfx, scene, hud, text, ints, runs, meta, seen, seen_count,
     text_pixels, text_x, text_y, background, background_palette = text
     height, width = output_of.shape[0], meta[1]
     seen_count[0] = -1
+    first = np.int64(0)  # typed as the HUD's cover + 1: one compiled _paint_draw_row serves both
     for out_row in range(height):
         # A HUD polygon covering the whole row (the panel) hides the scene.
         cover = -1
@@ -95,7 +97,7 @@ def _paint_frame_rows(gfx, scene, hud, text, ints, runs, meta, seen, seen_count,
             _paint_gfx_row(row, gfx, runs, meta, scratch, background, background_palette)
             if drows[0] <= row <= drows[1]:
                 _paint_draw_row(
-                    row, dvx, dvy, dstart, dcolor, dpalette, dbounds, 0, ints, runs, meta
+                    row, dvx, dvy, dstart, dcolor, dpalette, dbounds, first, ints, runs, meta
                 )
         if hrows[0] <= out_row <= hrows[1]:
             _paint_draw_row(
@@ -170,9 +172,11 @@ def paint_canvas(gvx, gvy, gstart, gcolor, dvx, dvy, dstart, dcolor, width, heig
         dvx, dvy, dstart, dcolor, none[: dcolor.shape[0]])
     runs, meta, _, _, scratch, ints = _row_buffers(width, max(gvx.shape[0], dvx.shape[0]))
     canvas = np.empty((height, width), np.uint32)
+    # Arguments typed as the frame kernel's, so the row functions compiled for it serve here.
+    no_palette, first = np.int64(-1), np.int64(0)
     for row in range(height):
-        _paint_gfx_row(row, gfx, runs, meta, scratch, _pack(background), -1)
-        _paint_draw_row(row, dvx_, dvy_, dstart_, dpacked, dpalette, dbounds, 0, ints, runs, meta)
+        _paint_gfx_row(row, gfx, runs, meta, scratch, _pack(background), no_palette)
+        _paint_draw_row(row, dvx_, dvy_, dstart_, dpacked, dpalette, dbounds, first, ints, runs, meta)
         for i in range(meta[0]):
             end = runs[0, i + 1] if i + 1 < meta[0] else width
             canvas[row, runs[0, i] : end] = _unpack(runs[1, i])

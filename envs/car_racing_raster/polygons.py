@@ -21,6 +21,7 @@ from envs.car_racing_raster.runs import (
     _i16,
     _i32,
     _inline,
+    _row,
     _kernel,
     _move_runs,
     _packed_colors,
@@ -518,7 +519,7 @@ def _rows_to_polygons(bounds, height):
     return offsets, polygons
 
 
-@_inline
+@_row
 def _paint_gfx_row(row, gfx, runs, meta, scratch, background, background_palette):
     """Canvas row ``row``, cleared to ``background``, then each SDL_gfx polygon
     of the row (see _rows_to_polygons): ``aapolygon``, then ``filled_polygon``.
@@ -554,7 +555,7 @@ def _paint_gfx_row(row, gfx, runs, meta, scratch, background, background_palette
             _fill(runs, meta, row_spans[2 * s], row_spans[2 * s + 1], color[i], palette[i])
 
 
-@_inline
+@_row
 def _paint_draw_row(row, vx, vy, start, color, palette, bounds, first, ints, runs, meta):
     """Canvas row ``row`` of each ``pygame.draw.polygon`` from ``first`` on, in turn
     (``drawhorzlineclipbounding`` per span: ends ordered, clipped)."""
@@ -567,7 +568,7 @@ def _paint_draw_row(row, vx, vy, start, color, palette, bounds, first, ints, run
             _fill(runs, meta, min(x1, x2), max(x1, x2), color[i], palette[i])
 
 
-@_inline
+@_row
 def _last_draw_cover(row, vx, vy, start, bounds, ints, width):
     """The last ``pygame.draw.polygon`` whose fill covers all of ``row``, or -1."""
     for i in range(start.shape[0] - 2, -1, -1):

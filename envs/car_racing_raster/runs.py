@@ -12,12 +12,12 @@ import numpy as np
 from numba import njit
 
 
-def _nrt_option_available() -> bool:
+def _option_available(name: str) -> bool:
     try:
         from numba.core.cpu import CPUTargetOptions
     except ImportError:
         return False
-    return hasattr(CPUTargetOptions, "_nrt")
+    return hasattr(CPUTargetOptions, name)
 
 
 # Kernels only read and write arrays they are given, so they are compiled
@@ -26,17 +26,36 @@ def _nrt_option_available() -> bool:
 # small calls per frame took a third of the time. Allocating functions stay
 # plain ``njit(cache=True)`` and call kernels. ``_nrt`` is a private Numba
 # option; where it is unknown the kernels compile normally (same results).
-_kernel = njit(cache=True, _nrt=False) if _nrt_option_available() else njit(cache=True)
+_kernel = njit(cache=True, _nrt=False) if _option_available("_nrt") else njit(cache=True)
 
 
 # Everything called per row, per polygon row or per pixel is inlined into
-# its caller at Numba's level: left to LLVM, calls passing several arrays
-# (each a struct of ~7 words) and tuples of them stayed calls and cost more
-# than their bodies (the frame took 544 us with the helpers alone inlined,
-# 430-480 us with the row functions too; the first compile takes ~50 s
-# instead of ~25 s, once per machine: the result is cached on disk).
-_inline = (njit(cache=True, _nrt=False, inline="always") if _nrt_option_available()
+# its caller: left to LLVM's judgement, calls passing several arrays (each a
+# struct of ~7 words) and tuples of them stayed calls and cost more than
+# their bodies (the frame took 544 us with the helpers alone inlined, 430-480
+# us with the row functions too). Two ways, for compile time:
+#
+# * ``_inline``, the small helpers: inlined at Numba's level (its IR copied
+#   into every call site, then compiled with the caller).
+# * ``_row``, the row functions (one polygon kind, the shrink, the text):
+#   compiled once each and inlined by LLVM (``forceinline``: LLVM's
+#   alwaysinline). Numba's IR inlining copies a callee's whole IR, its own
+#   inlined helpers included, at every call site and processes it again, so
+#   with the row functions inlined that way too the frame kernel took ~70 s
+#   to compile cold and the three entry points of the package ~140 s
+#   together (mostly copying IR); this way ~30 s and ~50 s. The frames are
+#   the same and as fast (paired on recorded frames: 0.99-1.00x); LLVM
+#   inlining _aaline_row as well saved 6 s more but cost 1-2% a frame.
+#
+# A call site must pass the argument types the other call sites pass (an
+# int64 variable, not a literal 0), or the row function compiles again.
+_inline = (njit(cache=True, _nrt=False, inline="always") if _option_available("_nrt")
            else njit(cache=True, inline="always"))
+if _option_available("forceinline"):
+    _row = (njit(cache=True, _nrt=False, forceinline=True) if _option_available("_nrt")
+            else njit(cache=True, forceinline=True))
+else:  # an older Numba: inlined at Numba's level (same results, slower to compile)
+    _row = _inline
 
 
 @_inline

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from envs.car_racing_raster.runs import _inline
+from envs.car_racing_raster.runs import _inline, _row
 
 
 # smoothscale's SSE2 filters work in 14-bit fixed point.
@@ -233,7 +233,7 @@ def _shrink_y_row(line, y, plan, output_of, acc, since, out):
         since[i] = row + 1
 
 
-@_inline
+@_row
 def _shrink_row(runs, meta, seen, seen_count, y, xplan, tables, window_at, line, acc, since,
                 yplan, output_of, out):
     """Shrink painted row ``y`` into the frame ``out`` (h, 3 * w): in X, from
