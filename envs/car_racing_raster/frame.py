@@ -13,7 +13,6 @@ from numba import njit
 from envs.car_racing_raster.runs import (
     _clear,
     _fill,
-    _inline,
     _row,
     _kernel,
     _move_runs,
