@@ -13,11 +13,11 @@ from numba import njit
 from envs.car_racing_raster.runs import (
     _clear,
     _fill,
-    _row,
     _kernel,
     _move_runs,
     _pack,
     _packed_colors,
+    _row,
     _run_at,
     _unpack,
 )

@@ -21,10 +21,10 @@ from envs.car_racing_raster.runs import (
     _i16,
     _i32,
     _inline,
-    _row,
     _kernel,
     _move_runs,
     _packed_colors,
+    _row,
     _run_at,
     _set,
 )
