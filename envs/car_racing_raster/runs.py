@@ -42,8 +42,9 @@ _kernel = njit(cache=True, _nrt=False) if _option_available("_nrt") else njit(ca
 #   alwaysinline). Numba's IR inlining copies a callee's whole IR, its own
 #   inlined helpers included, at every call site and processes it again, so
 #   with the row functions inlined that way too the frame kernel took ~70 s
-#   to compile cold and the three entry points of the package ~140 s
-#   together (mostly copying IR); this way ~30 s and ~50 s. The frames are
+#   to compile from a fresh cache and the package's three entry points 139 s
+#   (each in its own process; mostly copying IR); this way the kernel takes
+#   ~30 s and all three, in one process, ~50 s. The frames are
 #   the same and as fast (paired on recorded frames: 0.99-1.00x); LLVM
 #   inlining _aaline_row as well saved 6 s more but cost 1-2% a frame.
 #
