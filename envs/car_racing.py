@@ -46,7 +46,9 @@ from typing import Any
 import gymnasium
 import numpy as np
 from gymnasium.utils import RecordConstructorArgs
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
 
 from envs.wrappers import StopAfterNegativeRun
 
@@ -179,11 +181,13 @@ def area_resize(frames: Any, size: int, clip: bool = True) -> Any:
       partial sum is a whole number of at most 255 * H * W < 2**24, so float32 adds them up
       exactly, in any order. The only roundings are those of the final scaling by
       r = float32(1 / (255 * H * W)): each output is within one float32 ulp of the exact
-      mean, and never above 1 (r errs by at most half an ulp, too little to lift
-      255 * H * W * r past 1). A channels-first view of a channels-last frame
-      (``frame.transpose(2, 0, 1)``, what :class:`PixelObservation` passes) is read in its own
-      memory order, with no copy. 96 -> 84: ~15 us, against ~80 us for the matrix products
-      below on the same frame (one thread, both timed in turn).
+      mean for the env's 96x96 frames (up to 1.5 for some other sizes, e.g. 64x64: r's own
+      error of up to half an ulp of r comes on top of the product's rounding), and never
+      above 1 (r errs by too little to lift 255 * H * W * r past 1). A channels-first view
+      of a channels-last frame (``frame.transpose(2, 0, 1)``, what :class:`PixelObservation`
+      passes) is read in its own memory order, with no copy. 96 -> 84: ~9 us with the column
+      blocks (~15 us without, against ~80 us for the matrix products below on the same frame;
+      one thread, timed in turn).
     * float frames, other integer types, frames too large for exact float32 sums, and torch
       tensors: ``rows @ frames @ cols`` with the matrices of :func:`area_resize_matrices`
       (integer frames scaled by 1/255 in the row matrix). ``clip`` removes float32 rounding
@@ -230,7 +234,7 @@ def _resize_uint8_frames(frames: np.ndarray, size: int) -> np.ndarray:
         channels_last = frames.transpose(1, 2, 0)
         if channels_last.flags.c_contiguous:
             out = np.empty((1, frames.shape[0], size, size), dtype=np.float32)
-            _area_resize_uint8(channels_last[None], *taps, out, np.empty(frames.shape[0] * width, dtype=np.float32))
+            _area_resize_uint8(channels_last[None], *taps, out, _scratch(width, frames.shape[0], size))
             return out[0]
     channels_last = np.moveaxis(frames, -3, -1) if frames.ndim >= 3 else None
     if channels_last is not None and channels_last.flags.c_contiguous:
@@ -238,23 +242,101 @@ def _resize_uint8_frames(frames: np.ndarray, size: int) -> np.ndarray:
     else:
         src = np.ascontiguousarray(frames).reshape(-1, height, width, 1)
     out = np.empty((src.shape[0], src.shape[3], size, size), dtype=np.float32)
-    _area_resize_uint8(src, *taps, out, np.empty(width * src.shape[3], dtype=np.float32))
+    _area_resize_uint8(src, *taps, out, _scratch(width, src.shape[3], size))
     return out.reshape(frames.shape[:-2] + (size, size))
+
+
+def _scratch(width: int, channels: int, size: int) -> np.ndarray:
+    """The kernel's float32 scratch: one weighted input row (``width * channels``), 8 more
+    that the column blocks' last vector loads read, and their three output planes of
+    ``size + 8`` (zeros: the padding feeds only lanes that are never kept)."""
+    return np.zeros(width * channels + 8 + 3 * (size + 8), dtype=np.float32)
 
 
 @functools.lru_cache(maxsize=64)
 def _uint8_taps(height: int, width: int, size: int) -> tuple:
-    """The kernel's taps and scale for ``(height, width)`` uint8 frames resized to ``(size, size)``."""
-    return (*area_resize_taps(height, size), *area_resize_taps(width, size), np.float32(1.0 / (255.0 * height * width)))
+    """The kernel's taps and scale for ``(height, width)`` uint8 frames resized to ``(size, size)``,
+    and the column blocks' weights (:func:`_column_block_weights`)."""
+    first_c, weights_c = area_resize_taps(width, size)
+    return (*area_resize_taps(height, size), first_c, weights_c, np.float32(1.0 / (255.0 * height * width)),
+            *_column_block_weights(width, size, first_c, weights_c))
+
+
+def _column_block_weights(width: int, size: int, first: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weights ``(w0, w1)``, float32 ``(8,)`` each, when the column taps of ``width -> size`` come
+    in blocks of 7 output pixels from 8 input pixels (``size * 8 == width * 7``, 96 -> 84 among
+    them): output ``7 b + m`` reads inputs ``8 b + m`` and ``8 b + m + 1`` with the same weights
+    in every block (lane 7 weighs 0). Empty arrays otherwise."""
+    none = np.zeros(0, np.float32), np.zeros(0, np.float32)
+    if size * 8 != width * 7 or weights.shape[1] != 2:
+        return none
+    j = np.arange(size)
+    if not (np.array_equal(first, j + j // 7) and np.array_equal(weights, np.tile(weights[:7], (size // 7, 1)))):
+        return none
+    w0, w1 = np.zeros(8, np.float32), np.zeros(8, np.float32)
+    w0[:7], w1[:7] = weights[:7, 0], weights[:7, 1]
+    return w0, w1
+
+
+_F32 = ir.FloatType()
+_I32 = ir.IntType(32)
+_I64 = ir.IntType(64)
+
+
+@intrinsic
+def _column_block(typingctx, row, line, block, plane, w0, w1, scale):
+    """One column block of the 3-channel area resize (see _column_block_weights) as vector code:
+    ``line[c * plane + 7 * block + m] = (w0[m] * row[3 (8 block + m) + c]
+    + w1[m] * row[3 (8 block + m + 1) + c]) * scale`` for the channels c and m = 0..7 (lane 7
+    is a throwaway the next block overwrites).
+
+    ``row`` holds the interleaved RGB of a weighted input row; the block's 8 pixels and the
+    next one are 27 floats, read as two 16-float vectors (so ``row`` needs 8 floats after the
+    last block's) and regrouped per channel by two shuffles. LLVM's vectorisers left this
+    gather scalar; shuffles are plain LLVM IR, lowered for any CPU. The arithmetic is the
+    scalar loop's: products and sums of whole numbers below 2**24, exact, then one rounding.
+    """
+    sig = types.void(row, line, block, plane, w0, w1, scale)
+
+    def codegen(context, builder, signature, args):
+        row_v, line_v, block_v, plane_v, w0_v, w1_v, scale_v = args
+
+        def data(index, value):
+            return context.make_array(signature.args[index])(context, builder, value).data
+
+        def vector_at(pointer, offset, lanes):
+            return builder.bitcast(builder.gep(pointer, [offset]), ir.PointerType(ir.VectorType(_F32, lanes)))
+
+        row_p, line_p = data(0, row_v), data(1, line_v)
+        base = builder.mul(block_v, ir.Constant(_I64, 24))
+        low = builder.load(vector_at(row_p, base, 16), align=4)
+        high = builder.load(vector_at(row_p, builder.add(base, ir.Constant(_I64, 16)), 16), align=4)
+        left_w = builder.load(vector_at(data(4, w0_v), ir.Constant(_I64, 0), 8), align=4)
+        right_w = builder.load(vector_at(data(5, w1_v), ir.Constant(_I64, 0), 8), align=4)
+        v8 = ir.VectorType(_F32, 8)
+        one = builder.insert_element(ir.Constant(v8, None), scale_v, ir.Constant(_I32, 0))
+        scales = builder.shuffle_vector(one, ir.Constant(v8, None), ir.Constant(ir.VectorType(_I32, 8), [0] * 8))
+        first_out = builder.mul(block_v, ir.Constant(_I64, 7))
+        for c in range(3):
+            lanes = ir.VectorType(_I32, 8)
+            left = builder.shuffle_vector(low, high, ir.Constant(lanes, [3 * m + c for m in range(8)]))
+            right = builder.shuffle_vector(low, high, ir.Constant(lanes, [3 * (m + 1) + c for m in range(8)]))
+            value = builder.fmul(builder.fadd(builder.fmul(left_w, left), builder.fmul(right_w, right)), scales)
+            at = builder.add(first_out, builder.mul(plane_v, ir.Constant(_I64, c)))
+            builder.store(value, vector_at(line_p, at, 8), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
 
 
 @njit(nogil=True, cache=True)
-def _area_resize_uint8(src, first_r, weights_r, first_c, weights_c, scale, out, row):
+def _area_resize_uint8(src, first_r, weights_r, first_c, weights_c, scale, block_w0, block_w1, out, scratch):
     """Area resize, exact: uint8 frames ``(N, H, W, C)`` C-contiguous -> float32 ``(N, C, T, U)``.
 
     first_r, weights_r: :func:`area_resize_taps` ``(H, T)``; first_c, weights_c: ``(W, U)``.
     scale: float32 1 / (255 * H * W) (see :func:`area_resize` for why the results are exact
-    to one ulp). row: float32 ``(W * C,)`` scratch.
+    to one ulp for 96x96 frames). block_w0, block_w1: :func:`_column_block_weights`. scratch: float32, as
+    :func:`_scratch` sizes it.
 
     Two passes per output row. Rows: the row's taps, whole input rows of W * C values
     weighted and summed in the frame's own interleaved order, one contiguous vector loop per
@@ -266,7 +348,10 @@ def _area_resize_uint8(src, first_r, weights_r, first_c, weights_c, scale, out, 
     out, a column's taps loaded once for its three pixels (~10 us); the general loop over
     run-time channel and tap counts takes ~1.7x as long. Tried and slower: two output rows
     per pass (14.6 against 13.2 us), and vectorised variants (runs of columns that share a
-    tap offset, written 8 at a time; planar rows with a block shuffle), 15-17 us.
+    tap offset, written 8 at a time; planar rows with a block shuffle), 15-17 us. Where the
+    column taps come in blocks of 7 outputs from 8 inputs (96 -> 84, the paper's), each block
+    is vector code with two shuffles per channel (:func:`_column_block`) into three padded
+    planes, then copied out: the resize ~16-17 -> ~9 us on an AVX-512 core, the same numbers.
     """
     n_frames, height, width, channels = src.shape
     t_rows, k_rows = weights_r.shape
@@ -275,6 +360,10 @@ def _area_resize_uint8(src, first_r, weights_r, first_c, weights_c, scale, out, 
     flat = src.reshape(-1)
     planes = out.reshape(-1)
     plane = np.uint64(t_rows * t_cols)
+    row = scratch[: n + 8]
+    line = scratch[n + 8 :]
+    line_plane = t_cols + 8
+    blocks = channels == 3 and block_w0.shape[0] == 8
     for b in range(n_frames):
         for i in range(t_rows):
             start = np.uint64((b * height + first_r[i]) * n)
@@ -287,7 +376,15 @@ def _area_resize_uint8(src, first_r, weights_r, first_c, weights_c, scale, out, 
                 for x in range(np.uint64(n)):
                     row[x] += w * np.float32(flat[tap + x])
             o = np.uint64((b * channels * t_rows + i) * t_cols)
-            if channels == 3 and k_cols == 2:
+            if blocks:
+                for block in range(t_cols // 7):
+                    _column_block(row, line, block, line_plane, block_w0, block_w1, scale)
+                for c in range(3):
+                    oc = o + np.uint64(c) * plane
+                    lc = np.uint64(c * line_plane)
+                    for j in range(np.uint64(t_cols)):
+                        planes[oc + j] = line[lc + j]
+            elif channels == 3 and k_cols == 2:
                 for j in range(np.uint64(t_cols)):
                     q = np.uint64(first_c[j]) * np.uint64(3)
                     w0 = weights_c[j, 0]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import envs
-from envs.car_racing import area_resize, area_resize_matrix, area_resize_taps
+from envs.car_racing import _column_block_weights, area_resize, area_resize_matrix, area_resize_taps
 
 GAS = np.array([0.0, 1.0, 0.0], dtype=np.float32)
 BRAKE = np.array([0.0, 0.0, 0.8], dtype=np.float32)
@@ -96,6 +96,31 @@ def test_uint8_resize_is_the_exact_mean_to_one_ulp_for_every_layout(size):
     # Channels-first contiguous planes and a single 2-D plane take the C = 1 route: same numbers.
     assert np.array_equal(area_resize(np.ascontiguousarray(frames[0].transpose(2, 0, 1)), size), one)
     assert np.array_equal(area_resize(frames[0, :, :, 1], size), one[1])
+
+
+@pytest.mark.parametrize("width,size", [(96, 84), (48, 42), (64, 56), (16, 14), (8, 7)])
+def test_column_blocks_give_the_scalar_paths_numbers(width, size):
+    # Sizes with 7 output columns per 8 input columns (96 -> 84, the paper's) resize 3-channel
+    # frames with vector shuffles (_column_block); one plane at a time (C = 1) takes the scalar
+    # loop. Both must give the exact mean (to 1.5 ulp at these sizes, see area_resize), never
+    # above 1, and the same bits.
+    assert _column_block_weights(width, size, *area_resize_taps(width, size))[0].shape == (8,)
+    rng = np.random.default_rng(width)
+    frames = rng.integers(0, 256, (3, width, width, 3), dtype=np.uint8)
+    frames[0] = 255
+    frames[1, ::2] = 0
+    expected = exact_area_mean(frames, size)
+    blocks = area_resize(frames.transpose(0, 3, 1, 2), size)
+    assert np.all(np.abs(blocks - expected) <= 1.5 * np.spacing(expected.astype(np.float32))) and blocks.max() == 1.0
+    for frame, out in zip(frames, blocks):
+        assert np.array_equal(area_resize(frame.transpose(2, 0, 1), size), out)  # the env's one-frame path
+        for c in range(3):
+            assert np.array_equal(area_resize(np.ascontiguousarray(frame[:, :, c]), size), out[c])
+
+
+def test_column_blocks_only_where_the_taps_repeat_every_7_of_8():
+    for size in (83, 85, 64, 50, 48, 16, 96):
+        assert _column_block_weights(96, size, *area_resize_taps(96, size))[0].shape == (0,)
 
 
 def test_uint8_resize_agrees_with_the_matrix_path_and_torch():
