@@ -296,6 +296,9 @@ def _column_block(typingctx, row, line, block, plane, w0, w1, scale):
     gather scalar; shuffles are plain LLVM IR, lowered for any CPU. The arithmetic is the
     scalar loop's: products and sums of whole numbers below 2**24, exact, then one rounding.
     """
+    vector = types.Array(types.float32, 1, "C")
+    if not (row == line == w0 == w1 == vector and block == plane == types.int64 and scale == types.float32):
+        return None  # the IR below reads and writes float32 memory with int64 offsets, nothing else
     sig = types.void(row, line, block, plane, w0, w1, scale)
 
     def codegen(context, builder, signature, args):
@@ -335,8 +338,8 @@ def _area_resize_uint8(src, first_r, weights_r, first_c, weights_c, scale, block
 
     first_r, weights_r: :func:`area_resize_taps` ``(H, T)``; first_c, weights_c: ``(W, U)``.
     scale: float32 1 / (255 * H * W) (see :func:`area_resize` for why the results are exact
-    to one ulp for 96x96 frames). block_w0, block_w1: :func:`_column_block_weights`. scratch: float32, as
-    :func:`_scratch` sizes it.
+    to one ulp for 96x96 frames). block_w0, block_w1: :func:`_column_block_weights`.
+    scratch: float32, as :func:`_scratch` sizes it.
 
     Two passes per output row. Rows: the row's taps, whole input rows of W * C values
     weighted and summed in the frame's own interleaved order, one contiguous vector loop per
