@@ -26,7 +26,14 @@ def _option_available(name: str) -> bool:
 # small calls per frame took a third of the time. Allocating functions stay
 # plain ``njit(cache=True)`` and call kernels. ``_nrt`` is a private Numba
 # option; where it is unknown the kernels compile normally (same results).
-_kernel = njit(cache=True, _nrt=False) if _option_available("_nrt") else njit(cache=True)
+def _jit(**options):
+    """``njit(cache=True, **options)``, without Numba's runtime where the option exists."""
+    if _option_available("_nrt"):
+        options["_nrt"] = False
+    return njit(cache=True, **options)
+
+
+_kernel = _jit()
 
 
 # Everything called per row, per polygon row or per pixel is inlined into
@@ -50,13 +57,9 @@ _kernel = njit(cache=True, _nrt=False) if _option_available("_nrt") else njit(ca
 #
 # A call site must pass the argument types the other call sites pass (an
 # int64 variable, not a literal 0), or the row function compiles again.
-_inline = (njit(cache=True, _nrt=False, inline="always") if _option_available("_nrt")
-           else njit(cache=True, inline="always"))
-if _option_available("forceinline"):
-    _row = (njit(cache=True, _nrt=False, forceinline=True) if _option_available("_nrt")
-            else njit(cache=True, forceinline=True))
-else:  # an older Numba: inlined at Numba's level (same results, slower to compile)
-    _row = _inline
+_inline = _jit(inline="always")
+# An older Numba without forceinline: inlined at Numba's level (same results, slower to compile).
+_row = _jit(forceinline=True) if _option_available("forceinline") else _inline
 
 
 @_inline
