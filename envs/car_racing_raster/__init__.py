@@ -3,11 +3,10 @@
 Gymnasium's ``CarRacing`` draws each observation on a 1000x800 pygame Surface
 and shrinks it with ``pygame.transform.smoothscale``; moving those ~3 MB of
 pixels several times per step is what costs. :func:`render_state_frame`
-computes the very same 96x96 result one canvas row at a time, never holding
-a row's pixels: a row is a handful of runs of one colour (5-15 while
-driving), painted by exact ports of the pygame-ce 2.5.8 C code the
-reference calls and shrunk from its runs; only the 96 shrunk values per
-channel are kept for the vertical shrink.
+computes the very same 96x96 result one canvas row at a time, in a row of
+1000 pixels that stays in the core's first-level cache, painted by exact
+ports of the pygame-ce 2.5.8 C code the reference calls; only the previous
+row and the 96 shrunk values per channel are kept for the shrink.
 
 Ported C, integer arithmetic and rounding included (pygame-ce 2.5.8 sources):
 
@@ -31,27 +30,26 @@ pixel, and pixels of different rows never interact, so evaluating every
 operation on one row before the next gives the reference's pixels. Per row,
 only the polygons whose vertex rows include it are visited; painting starts
 at the last polygon whose fill covers the whole row (usually the background
-square, or the indicator panel; what lies under it is never seen); outline
-pixels that a polygon's own fill overwrites next are skipped; polygon spans
-are computed edge by edge for all rows at once (:func:`_gfx_span_table`).
-The X shrink's ~10-pixel windows inside one run of a polygon's colour are
-copied from that colour's precomputed outputs (:func:`_colour_tables`), and
-since consecutive rows differ only where an edge moved, a row recomputes
-just the windows whose pixels changed from the row before; the Y shrink adds
-a value times the rows it lasted when it changes (:func:`_shrink_row`).
+square, or the indicator panel; what lies under it is never seen); polygon
+spans are computed edge by edge for all rows at once (:func:`_gfx_span_table`).
+Since consecutive rows differ only where an edge moved (about ten pixels a
+row while driving), each row is compared with the one before, 64 pixels at
+a time, and the X shrink recomputes just the ~10-pixel windows holding a
+changed pixel; the Y shrink adds a value times the rows it lasted when it
+changes (:func:`_shrink_row`).
 
-Colours inside are ``r << 32 | g << 16 | b`` (int64): the shrink sums three
-channels with one add. Colours come in as ``0xRRGGBB`` (a 32-bit XRGB
-Surface's pixel, alpha 255). Polygons are flat vertex arrays: polygon ``i``
+Colours come in as ``0xRRGGBB`` (a 32-bit XRGB Surface's pixel, alpha 255),
+and rows hold them so (int32); the shrink sums them packed ``r << 32 | g <<
+16 | b`` (int64), three channels with one add. Polygons are flat vertex arrays: polygon ``i``
 has the vertices ``vx[start[i]:start[i + 1]]``, ``vy[...]`` (float64: the
 Python floats the reference hands to pygame, converted to integers here as
 pygame does) and colour ``color[i]``. :func:`paint_canvas` and
 :func:`smoothscale_canvas` expose the painting and the shrink separately
 for tests against pygame.
 
-Modules: :mod:`.runs` (a canvas row as runs of one colour, and the Numba settings),
-:mod:`.polygons` (the ported polygon drawing, row by row), :mod:`.shrink` (smoothscale's
-SSE2 shrink from runs) and :mod:`.frame` (a whole frame, and the two entry points the
+Modules: :mod:`.rows` (a canvas row's pixels and how they are painted, and the Numba
+settings), :mod:`.polygons` (the ported polygon drawing, row by row), :mod:`.shrink`
+(smoothscale's SSE2 shrink, row by row) and :mod:`.frame` (a whole frame, and the two entry points the
 tests compare with pygame).
 """
 

@@ -14,20 +14,7 @@ import math
 import numpy as np
 from numba import njit
 
-from envs.car_racing_raster.runs import (
-    _blend,
-    _clear,
-    _fill,
-    _i16,
-    _i32,
-    _inline,
-    _kernel,
-    _move_runs,
-    _packed_colors,
-    _row,
-    _run_at,
-    _set,
-)
+from envs.car_racing_raster.rows import _blend, _fill, _i16, _i32, _inline, _kernel, _row, _set
 
 
 # SDL_gfx _clipEncode bits.
@@ -159,36 +146,20 @@ def _aaline_record(x1, y1, x2, y2, width, height, rec):
 
 
 @_inline
-def _outside(spans, count, x):
-    """Whether pixel ``x`` lies outside all ``count`` spans (see _gfx_span_table)."""
-    for s in range(count):
-        if spans[2 * s] <= x <= spans[2 * s + 1]:
-            return False
-    return True
-
-
-@_inline
-def _aaline_row(records, j, row, color, palette, spans, count, runs, meta, scratch):
-    """Paint row ``row`` of the anti-aliased line ``records[j]`` (see _aaline_record).
-
-    Single pixels inside the ``count`` ``spans`` the polygon's fill paints
-    next on this row are skipped: the fill overwrites them whatever they hold
-    (about half of an outline's pixels). An x-major line's pixels on the row
-    are consecutive and go in as one stretch (:func:`_blend_steps`).
-    ``scratch``: a (3, capacity) run buffer.
-    """
+def _aaline_row(records, j, row, color, px):
+    """Paint row ``row`` of the anti-aliased line ``records[j]`` (see _aaline_record)
+    on the pixel row ``px``."""
     if row < records[j, 8] or row > records[j, 9]:
         return
     kind = records[j, 0]
     if kind == _VLINE:
-        if _outside(spans, count, records[j, 1]):
-            _set(runs, meta, records[j, 1], color)
+        _set(px, records[j, 1], color)
         return
     if kind == _HLINE:
-        _fill(runs, meta, records[j, 2], records[j, 3], color, palette)
+        _fill(px, records[j, 2], records[j, 3], color)
         return
-    if row == records[j, 2] and _outside(spans, count, records[j, 1]):  # first pixel, solid
-        _set(runs, meta, records[j, 1], color)
+    if row == records[j, 2]:  # first pixel, solid
+        _set(px, records[j, 1], color)
     x0, y0, last = records[j, 3], records[j, 4], records[j, 5]
     xdir, erradj = records[j, 6], records[j, 7]
     if kind == _WU_Y:  # one step per row: a pixel and its neighbour in x
@@ -197,28 +168,25 @@ def _aaline_row(records, j, row, color, palette, spans, count, runs, meta, scrat
             acc = n * erradj
             wgt = (acc >> 24) & 255
             x = x0 + xdir * (acc >> 32)
-            if _outside(spans, count, x):
-                _blend(runs, meta, x, color, (255 * (255 - wgt)) >> 8)
-            if _outside(spans, count, x + xdir):
-                _blend(runs, meta, x + xdir, color, (255 * wgt) >> 8)
+            _blend(px, x, color, (255 * (255 - wgt)) >> 8)
+            _blend(px, x + xdir, color, (255 * wgt) >> 8)
     elif kind == _WU_DIAG:  # the paired pixel gets weight 0: no change
         n = row - y0
-        if 1 <= n <= last and _outside(spans, count, x0 + xdir * n):
-            _blend(runs, meta, x0 + xdir * n, color, (255 * 255) >> 8)
+        if 1 <= n <= last:
+            _blend(px, x0 + xdir * n, color, (255 * 255) >> 8)
     else:  # x-major: the steps whose y (or y + 1, the paired pixel) is `row`
         # Steps n of block b have y = y0 + b: those with b = row - y0 put
         # their own pixel on this row, those with b = row - y0 - 1 their
-        # paired one. Each block is a run of consecutive steps, so the row's
-        # pixels are the consecutive steps from the earlier block's first to
-        # the later block's last (pixels the polygon's fill covers next are
-        # blended too: the fill overwrites them whatever they hold).
+        # paired one; each block is a run of consecutive steps, at distinct x.
         m = row - y0
         paired_first, paired_stop = _wu_block(m - 1, erradj, last)
         own_first, own_stop = _wu_block(m, erradj, last)
         first = paired_first if paired_first <= paired_stop else own_first
         stop = own_stop if own_first <= own_stop else paired_stop
-        if first <= stop:
-            _blend_steps(runs, meta, scratch, x0, xdir, first, stop, paired_stop, erradj, color)
+        for n in range(first, stop + 1):
+            wgt = ((n * erradj) >> 24) & 255
+            alpha = (255 * wgt) >> 8 if n <= paired_stop else (255 * (255 - wgt)) >> 8
+            _blend(px, x0 + xdir * n, color, alpha)
 
 
 @_inline
@@ -233,53 +201,6 @@ def _wu_block(block, erradj, last):
     first = max(1, math.ceil((block << 32) / erradj))
     stop = min(last, math.ceil(((block + 1) << 32) / erradj) - 1)
     return first, stop
-
-
-@_inline
-def _blend_steps(runs, meta, scratch, x0, xdir, first, stop, paired_stop, erradj, color):
-    """Blend the pixels of Wu steps ``first..stop`` (at ``x0 + xdir * n``) on
-    this row: weight ``255 - wgt`` for a step's own pixel, ``wgt`` for the
-    paired pixel of steps up to ``paired_stop`` (see _aaline_row).
-
-    The consecutive pixels become runs in ``scratch`` (3, capacity), read
-    over the runs beneath in one pass, and replace that stretch of the row
-    at once: one by one, each would search the row and shift its tail.
-    """
-    width, count = meta[1], meta[0]
-    lo = x0 + xdir * (first if xdir > 0 else stop)
-    hi = x0 + xdir * (stop if xdir > 0 else first)
-    lo, hi = max(lo, 0), min(hi, width - 1)
-    if lo > hi:
-        return
-    i = _run_at(runs, count, lo)
-    head = i if runs[0, i] == lo else i + 1  # runs kept before the stretch
-    k = 0
-    for x in range(lo, hi + 1):
-        while i + 1 < count and runs[0, i + 1] <= x:
-            i += 1
-        d = runs[1, i]
-        n = (x - x0) * xdir
-        wgt = ((n * erradj) >> 24) & 255
-        alpha = (255 * wgt) >> 8 if n <= paired_stop else (255 * (255 - wgt)) >> 8
-        out = 0
-        for shift in (32, 16, 0):
-            dc = (d >> shift) & 255
-            cc = (color >> shift) & 255
-            out |= ((dc + (((cc - dc) * alpha) >> 8)) & 255) << shift
-        if k == 0 or scratch[1, k - 1] != out:
-            scratch[0, k], scratch[1, k], scratch[2, k] = x, out, -1
-            k += 1
-    # Run i holds pixel hi; what follows the stretch keeps its colour.
-    tail = hi + 1 < width and (i + 1 >= count or runs[0, i + 1] > hi + 1)
-    tail_color, tail_palette = runs[1, i], runs[2, i]
-    rest = i + 1  # the first old run after the stretch
-    dest = head + k + (1 if tail else 0)
-    _move_runs(runs, rest, dest, count)
-    for t in range(k):
-        runs[0, head + t], runs[1, head + t], runs[2, head + t] = scratch[0, t], scratch[1, t], scratch[2, t]
-    if tail:
-        runs[0, head + k], runs[1, head + k], runs[2, head + k] = hi + 1, tail_color, tail_palette
-    meta[0] = dest + count - rest
 
 
 @_inline
@@ -520,43 +441,42 @@ def _rows_to_polygons(bounds, height):
 
 
 @_row
-def _paint_gfx_row(row, gfx, runs, meta, scratch, background, background_palette):
-    """Canvas row ``row``, cleared to ``background``, then each SDL_gfx polygon
-    of the row (see _rows_to_polygons): ``aapolygon``, then ``filled_polygon``.
+def _paint_gfx_row(row, gfx, px, background):
+    """Canvas row ``row`` on the pixel row ``px``, cleared to ``background``, then
+    each SDL_gfx polygon of the row (see _rows_to_polygons): ``aapolygon``, then
+    ``filled_polygon``.
 
     Starts instead at the last polygon whose fill covers the whole row (the
     background square, mostly): everything painted before it is hidden.
-    ``gfx`` is what _gfx_polygons prepares; colours are packed pixels.
+    ``gfx`` is what _gfx_polygons prepares.
     """
-    vx, vy, start, color, palette, records, bounds, offsets, polygons, spans = gfx
+    vx, vy, start, color, records, bounds, offsets, polygons, spans = gfx
     first_row, count, ends = spans
-    width = meta[1]
+    width = px.shape[0]
     first, last = offsets[row], offsets[row + 1]
-    covered = False
+    fill = background
     for n in range(last - 1, first - 1, -1):
         i = polygons[n]
         if bounds[0, i] > 0 or bounds[1, i] < width - 1:
             continue
         k = first_row[i] + row - max(bounds[2, i], 0)
         if _spans_cover_row(ends[k], count[k], width):
-            _clear(runs, meta, color[i], palette[i])
+            fill = color[i]
             first = n + 1
-            covered = True
             break
-    if not covered:
-        _clear(runs, meta, background, background_palette)
+    _fill(px, 0, width - 1, fill)
     for n in range(first, last):
         i = polygons[n]
         k = first_row[i] + row - max(bounds[2, i], 0)
         row_spans, row_count = ends[k], count[k]
         for j in range(start[i], start[i + 1]):
-            _aaline_row(records, j, row, color[i], palette[i], row_spans, row_count, runs, meta, scratch)
+            _aaline_row(records, j, row, color[i], px)
         for s in range(row_count):
-            _fill(runs, meta, row_spans[2 * s], row_spans[2 * s + 1], color[i], palette[i])
+            _fill(px, row_spans[2 * s], row_spans[2 * s + 1], color[i])
 
 
 @_row
-def _paint_draw_row(row, vx, vy, start, color, palette, bounds, first, ints, runs, meta):
+def _paint_draw_row(row, vx, vy, start, color, bounds, first, ints, px):
     """Canvas row ``row`` of each ``pygame.draw.polygon`` from ``first`` on, in turn
     (``drawhorzlineclipbounding`` per span: ends ordered, clipped)."""
     for i in range(first, start.shape[0] - 1):
@@ -565,7 +485,7 @@ def _paint_draw_row(row, vx, vy, start, color, palette, bounds, first, ints, run
         spans = _draw_spans(vx, vy, start[i], start[i + 1], bounds[2, i], bounds[3, i], row, ints)
         for s in range(spans):
             x1, x2 = ints[2 * s], ints[2 * s + 1]
-            _fill(runs, meta, min(x1, x2), max(x1, x2), color[i], palette[i])
+            _fill(px, min(x1, x2), max(x1, x2), color[i])
 
 
 @_row
@@ -591,22 +511,20 @@ def _row_span(bounds):
 
 
 @njit(cache=True)
-def _gfx_polygons(vx, vy, start, color, palette, width, height):
+def _gfx_polygons(vx, vy, start, color, width, height):
     """SDL_gfx polygons as the row painters take them: (Sint16 vertices x, y, start,
-    packed colours, palette rows, edge records, vertex-row bounds, the row ->
-    polygons index and the span table)."""
+    colours, edge records, vertex-row bounds, the row -> polygons index and the span table)."""
     ivx, ivy = _gfx_ints(vx), _gfx_ints(vy)
     bounds = _vertex_bounds(ivx, ivy, start)
     offsets, polygons = _rows_to_polygons(bounds, height)
-    return (ivx, ivy, start, _packed_colors(color), palette,
-            _gfx_records(ivx, ivy, start, width, height), bounds, offsets, polygons,
-            _gfx_span_table(ivx, ivy, start, bounds, height))
+    return (ivx, ivy, start, color, _gfx_records(ivx, ivy, start, width, height), bounds,
+            offsets, polygons, _gfx_span_table(ivx, ivy, start, bounds, height))
 
 
 @njit(cache=True)
-def _draw_polygons(vx, vy, start, color, palette):
+def _draw_polygons(vx, vy, start, color):
     """``pygame.draw.polygon`` polygons as the row painters take them: (int vertices
-    x, y, start, packed colours, palette rows, vertex-row bounds, their row span)."""
+    x, y, start, colours, vertex-row bounds, their row span)."""
     ivx, ivy = _draw_ints(vx), _draw_ints(vy)
     bounds = _vertex_bounds(ivx, ivy, start)
-    return ivx, ivy, start, _packed_colors(color), palette, bounds, _row_span(bounds)
+    return ivx, ivy, start, color, bounds, _row_span(bounds)

@@ -1,18 +1,21 @@
-"""``pygame.transform.smoothscale``'s SSE2 shrink, computed from rows of runs.
+"""``pygame.transform.smoothscale``'s SSE2 shrink, computed row by row from pixel rows.
 
 14-bit fixed-point weights and ``mulhi`` truncation as in ``filter_shrink_X_SSE2`` and
-``filter_shrink_Y_SSE2`` (the GENERIC C backend rounds differently). A run of one colour
-that covers whole X windows is shrunk by copying that colour's precomputed outputs
-(:func:`_colour_tables`); a row recomputes only the windows whose pixels changed since the
-row before, and the Y filter adds a value times the rows it lasted when it changes.
+``filter_shrink_Y_SSE2`` (the GENERIC C backend rounds differently). Consecutive canvas
+rows differ only where an edge moved, so each row is compared with the one before, 64
+pixels per vector compare, and only the X windows holding a changed pixel are recomputed;
+the Y filter adds a value times the rows it lasted when it changes.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.cpython.unsafe.numbers import trailing_zeros
+from numba.extending import intrinsic
 
-from envs.car_racing_raster.runs import _inline, _row
+from envs.car_racing_raster.rows import _inline, _pack, _row
 
 
 # smoothscale's SSE2 filters work in 14-bit fixed point.
@@ -70,140 +73,139 @@ def _shrunk_value(whole, last, previous, k, counter, share, recip, channel):
     return min((value * recip) >> 16, 255)
 
 
-@njit(cache=True)
-def _colour_tables(colors, plan):
-    """X-shrink outputs (P, 3 * w) uint8, RGB interleaved, of windows lying
-    inside one run of each packed colour in ``colors`` (P,): copied instead
-    of computed, a stretch of windows as one contiguous copy."""
-    boundary, counter, share, recip = plan
-    tables = np.empty((colors.shape[0], 3 * boundary.shape[0]), np.uint8)
-    for p in range(colors.shape[0]):
-        c = colors[p]
-        for k in range(boundary.shape[0]):
-            whole = (boundary[k] - (boundary[k - 1] + 1 if k > 0 else 0)) * c
-            for channel in range(3):
-                tables[p, 3 * k + channel] = _shrunk_value(whole, c, c, k, counter, share, recip, channel)
-    return tables
-
-
-@_inline
-def _shrink_row_x(runs, meta, plan, tables, out):
-    """``filter_shrink_X_SSE2`` of one painted row -> ``out`` (3 * w,) uint8,
-    RGB interleaved (output ``k``'s channel ``c`` at ``3 * k + c``), the
-    layout of the frame, so the Y shrink writes the frame itself.
-
-    Output ``k`` depends on pixels ``boundary[k - 1]..boundary[k]`` (from 0
-    for the first). Where one run of a palette colour holds all of them, a
-    stretch of outputs is copied from that colour's table; otherwise the
-    whole pixels are summed run by run (packed: three channels per add).
-    """
-    boundary, counter, share, recip = plan
-    width, count, w = meta[1], meta[0], boundary.shape[0]
-    r = 0  # the run holding the window's first pixel
-    k = 0
-    while k < w:
-        lo = boundary[k - 1] if k > 0 else 0
-        while r + 1 < count and runs[0, r + 1] <= lo:
-            r += 1
-        end = runs[0, r + 1] if r + 1 < count else width
-        p = runs[2, r]
-        if p >= 0 and boundary[k] < end:
-            stop = k + 1
-            while stop < w and boundary[stop] < end:
-                stop += 1
-            for i in range(3 * k, 3 * stop):
-                out[i] = tables[p, i]
-            k = stop
-            continue
-        whole, last, previous, _ = _window_inputs(runs, count, width, boundary, k, r)
-        for channel in range(3):
-            out[3 * k + channel] = _shrunk_value(
-                whole, last, previous, k, counter, share, recip, channel)
-        k += 1
-
-
-@_inline
-def _window_inputs(runs, count, width, boundary, k, r):
-    """The X shrink's inputs for output ``k``: the packed sum of its whole
-    pixels, its boundary pixel and the previous output's boundary pixel (0
-    for the first), and the run holding its first pixel. ``r``: a run at or
-    before that pixel, where the search starts."""
-    lo = boundary[k - 1] if k > 0 else 0
-    while r + 1 < count and runs[0, r + 1] <= lo:
-        r += 1
-    whole = 0
-    q = r
-    x = lo + 1 if k > 0 else 0
-    while x < boundary[k]:
-        while q + 1 < count and runs[0, q + 1] <= x:
-            q += 1
-        stop = min(runs[0, q + 1] if q + 1 < count else width, boundary[k])
-        whole += (stop - x) * runs[1, q]
-        x = stop
-    while q + 1 < count and runs[0, q + 1] <= boundary[k]:
-        q += 1
-    return whole, runs[1, q], runs[1, r] if k > 0 else 0, r
-
-
-# Consecutive canvas rows differ only where an edge moved (by about a pixel
-# per row): a row's X shrink starts from the previous row's and recomputes
-# just the outputs whose pixels changed, and the Y filter adds a lane's value
-# times the number of rows it held, when it changes, instead of every row.
+# Consecutive canvas rows differ only where an edge moved (about ten pixels
+# a row while driving): a row's X shrink starts from the previous row's. A
+# changed pixel adds its difference to its window's packed sum of whole
+# pixels (``wholes`` (w + 1,) int64; the last entry takes pixels past the
+# last window) and marks the windows it feeds in a bit set (``dirty``, int64
+# words); the marked windows are then recomputed from their sums and boundary
+# pixels. The Y filter adds a lane's value times the number of rows it held.
 # ``line`` (3 * w,) uint8 is the current X-shrunk row, ``acc`` (3 * w,) int32
 # the Y filter's sums up to row ``since`` (3 * w,) int32 of each lane.
 
 
 @_inline
-def _remember_runs(runs, meta, seen, seen_count):
-    """Copy the row's runs to ``seen``, the previous row for the next one."""
-    count = meta[0]
-    for i in range(count):
-        seen[0, i], seen[1, i] = runs[0, i], runs[1, i]
-    seen_count[0] = count
-
-
-@_inline
 def _set_lane(line, acc, since, lane, value, y):
-    """Lane ``lane`` of the X-shrunk row becomes ``value`` from row ``y`` on."""
-    if line[lane] != value:
-        acc[lane] += (y - since[lane]) * line[lane]
-        line[lane] = value
-        since[lane] = y
+    """Lane ``lane`` of the X-shrunk row becomes ``value`` from row ``y`` on.
+
+    Without a test for an unchanged value: closing the lane's interval at ``y``
+    and opening another with the same value leaves the Y sum as it was, and a
+    branch on it is mispredicted often.
+    """
+    acc[lane] += (y - since[lane]) * line[lane]
+    line[lane] = value
+    since[lane] = y
+
+
+def _diff_mask_of(lanes):
+    """An intrinsic ``(px, prev, base) -> int64``: bit ``i`` set where ``px[base + i]
+    != prev[base + i]``, i < ``lanes`` (int32 rows): ``lanes`` compares as vector code,
+    the result a bit mask (LLVM's vectorisers made gathers of such a loop)."""
+
+    @intrinsic
+    def diff_mask(typingctx, px, prev, base):
+        row = types.Array(types.int32, 1, "C")
+        if not (px == prev == row and base == types.int64):
+            return None
+        sig = types.int64(px, prev, base)
+
+        def codegen(context, builder, signature, args):
+            px_v, prev_v, base_v = args
+            vec = ir.VectorType(ir.IntType(32), lanes)
+
+            def load(index, value):
+                data = context.make_array(signature.args[index])(context, builder, value).data
+                return builder.load(builder.bitcast(builder.gep(data, [base_v]), ir.PointerType(vec)), align=4)
+
+            ne = builder.icmp_unsigned("!=", load(0, px_v), load(1, prev_v))
+            return builder.zext(builder.bitcast(ne, ir.IntType(lanes)), ir.IntType(64))
+
+        return sig, codegen
+
+    return diff_mask
+
+
+_diff_mask_64 = _diff_mask_of(64)
+_diff_mask_8 = _diff_mask_of(8)
 
 
 @_inline
-def _shrink_row_changes(runs, meta, seen, seen_count, y, plan, window_at, line, acc, since):
-    """Update the X-shrunk row for row ``y``: recompute the outputs whose
-    pixels differ between ``seen`` (the previous row's runs) and ``runs``.
+def _changed_pixel(px, prev, x, plan, window_at, wholes, dirty):
+    """Pixel ``x`` differs from the previous row: its window's sum of whole
+    pixels takes the difference, and the outputs it feeds (``window_at[x]``,
+    and the next one too if it is that output's boundary pixel) are marked in
+    the bit set ``dirty`` (int64 words). Branch-free: changed pixels come at
+    unpredictable places."""
+    boundary = plan[0]
+    k = window_at[x]  # w for pixels past the last boundary: a spare word bit and sum
+    edge = np.int64(boundary[min(k, boundary.shape[0] - 1)] == x)
+    wholes[k] += (_pack(np.int64(px[x])) - _pack(np.int64(prev[x]))) * (1 - edge)
+    dirty[k >> 6] |= np.int64(1) << (k & 63)
+    k1 = k + edge
+    dirty[k1 >> 6] |= np.int64(1) << (k1 & 63)
 
-    Pixel ``x`` feeds output ``window_at[x]`` (the first whose boundary is at
-    or after it; ``w`` past the last), and a boundary pixel the next output too.
-    """
+
+@_inline
+def _window_sum(px, plan, k):
+    """Packed sum of the whole pixels of output ``k`` of pixel row ``px``."""
+    boundary = plan[0]
+    lo = boundary[k - 1] + 1 if k > 0 else 0
+    whole = 0
+    for x in range(lo, boundary[k]):
+        whole += _pack(np.int64(px[x]))
+    return whole
+
+
+@_inline
+def _update_window(px, k, y, plan, wholes, line, acc, since):
+    """Output ``k``'s lanes from row ``y`` on, from its sum of whole pixels
+    ``wholes[k]`` and its boundary pixels in ``px``."""
     boundary, counter, share, recip = plan
-    width, count, old, w = meta[1], meta[0], seen_count[0], boundary.shape[0]
-    i = j = 0
-    x = 0
-    done = -1  # outputs up to here are recomputed
-    hint = 0  # a run at or before the next recomputed window's first pixel
-    while x < width:
-        next_old = seen[0, i + 1] if i + 1 < old else width
-        next_new = runs[0, j + 1] if j + 1 < count else width
-        end = min(next_old, next_new)
-        if seen[1, i] != runs[1, j]:  # pixels x..end - 1 changed
-            first, last = max(window_at[x], done + 1), window_at[end - 1]
-            if last < w and boundary[last] == end - 1:
-                last += 1
-            for k in range(first, min(last, w - 1) + 1):
-                whole, edge, previous, hint = _window_inputs(runs, count, width, boundary, k, hint)
-                for channel in range(3):
-                    value = _shrunk_value(whole, edge, previous, k, counter, share, recip, channel)
-                    _set_lane(line, acc, since, 3 * k + channel, value, y)
-            done = max(done, last)
-        x = end
-        if next_old == end:
-            i += 1
-        if next_new == end:
-            j += 1
+    last = _pack(np.int64(px[boundary[k]]))
+    previous = _pack(np.int64(px[boundary[k - 1]])) if k > 0 else 0
+    for channel in range(3):
+        value = _shrunk_value(wholes[k], last, previous, k, counter, share, recip, channel)
+        _set_lane(line, acc, since, 3 * k + channel, value, y)
+
+
+@_row
+def _shrink_row(px, prev, first, y, xplan, window_at, wholes, dirty, line, acc, since, yplan, output_of, out):
+    """Shrink painted row ``y`` (``px``, int32 0xRRGGBB) into the frame ``out``
+    (h, 3 * w): in X, every output for the ``first`` row, then only the outputs
+    whose pixels differ from ``prev`` (the previous row); then in Y."""
+    width, w = px.shape[0], xplan[0].shape[0]
+    if first:
+        for k in range(w):
+            wholes[k] = _window_sum(px, xplan, k)
+            _update_window(px, k, y, xplan, wholes, line, acc, since)
+        for i in range(since.shape[0]):
+            since[i] = y
+    else:
+        x = 0
+        while x + 64 <= width:
+            mask = _diff_mask_64(px, prev, x)
+            while mask != 0:
+                _changed_pixel(px, prev, x + trailing_zeros(mask), xplan, window_at, wholes, dirty)
+                mask &= mask - 1
+            x += 64
+        while x + 8 <= width:
+            mask = _diff_mask_8(px, prev, x)
+            while mask != 0:
+                _changed_pixel(px, prev, x + trailing_zeros(mask), xplan, window_at, wholes, dirty)
+                mask &= mask - 1
+            x += 8
+        for x in range(x, width):
+            if px[x] != prev[x]:
+                _changed_pixel(px, prev, x, xplan, window_at, wholes, dirty)
+        for word in range(dirty.shape[0]):
+            bits = dirty[word]
+            dirty[word] = 0
+            while bits != 0:
+                k = 64 * word + trailing_zeros(bits)
+                if k < w:
+                    _update_window(px, k, y, xplan, wholes, line, acc, since)
+                bits &= bits - 1
+    _shrink_y_row(line, y, yplan, output_of, acc, since, out)
 
 
 @_inline
@@ -233,24 +235,11 @@ def _shrink_y_row(line, y, plan, output_of, acc, since, out):
         since[i] = row + 1
 
 
-@_row
-def _shrink_row(runs, meta, seen, seen_count, y, xplan, tables, window_at, line, acc, since,
-                yplan, output_of, out):
-    """Shrink painted row ``y`` into the frame ``out`` (h, 3 * w): in X, from
-    scratch for the first row and by changes after; then in Y."""
-    if seen_count[0] < 0:
-        _shrink_row_x(runs, meta, xplan, tables, line)
-        for i in range(since.shape[0]):
-            since[i] = y
-    else:
-        _shrink_row_changes(runs, meta, seen, seen_count, y, xplan, window_at, line, acc, since)
-    _remember_runs(runs, meta, seen, seen_count)
-    _shrink_y_row(line, y, yplan, output_of, acc, since, out)
-
-
 @njit(cache=True)
 def _shrink_state(width, out_w, height, out_h):
-    """Plans and buffers of the X and Y shrink (see _shrink_row), colour tables apart."""
+    """Plans and buffers of the X and Y shrink (see _shrink_row): ``(xplan, window_at,
+    yplan, output_of, (wholes, dirty, line, acc, since, frame))``, ``frame`` (out_h,
+    3 * out_w) uint8 the result."""
     xplan = _shrink_x_plan(width, out_w)
     window_at = np.full(width, out_w, np.int64)
     x = 0
@@ -259,7 +248,8 @@ def _shrink_state(width, out_w, height, out_h):
         x = xplan[0][k] + 1
     yplan, output_of = _shrink_y_plan(height, out_h)
     lanes = 3 * out_w
-    buffers = (np.zeros(lanes, np.uint8), np.zeros(lanes, np.int32), np.zeros(lanes, np.int32),
+    buffers = (np.zeros(out_w + 1, np.int64), np.zeros(out_w // 64 + 1, np.int64),
+               np.zeros(lanes, np.uint8), np.zeros(lanes, np.int32), np.zeros(lanes, np.int32),
                np.empty((out_h, lanes), np.uint8))
     return xplan, window_at, yplan, output_of, buffers
 
