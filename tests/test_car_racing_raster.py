@@ -4,7 +4,7 @@ Each piece is compared with the real pygame call on random inputs: the
 polygon rasterisers (``gfxdraw.aapolygon`` + ``gfxdraw.filled_polygon``,
 ``pygame.draw.polygon``) on random polygons, many partly or wholly off the
 canvas; the shrink with ``pygame.transform.smoothscale`` on noise and on
-run-structured canvases; and the whole state frame (flip, panel, text blit,
+run-structured canvases (and of other shapes); and the whole state frame (flip, panel, text blit,
 shrink) with the reference pipeline. Runtime: ~10 s plus a one-off Numba
 compile (cached in ``__pycache__``).
 """
@@ -133,6 +133,23 @@ def test_shrink_matches_smoothscale(kind, sse2_smoothscale):
         scaled = pygame.transform.smoothscale(surface, (96, 96))
         expected = np.transpose(pygame.surfarray.array3d(scaled), (1, 0, 2))
         assert np.array_equal(raster.smoothscale_canvas(canvas.astype(np.uint32), 96, 96), expected)
+
+
+def test_shrink_matches_smoothscale_on_random_shapes(sse2_smoothscale):
+    """Canvas widths that are not multiples of the shrink's 64- and 8-pixel row
+    comparisons (its scalar tail too), and other output sizes."""
+    rng = np.random.default_rng(5)
+    for width, height in [(1003, 97), (77, 450), (13, 9), (640, 130), (129, 64), (9, 300)]:
+        out_w, out_h = int(rng.integers(1, width)), int(rng.integers(1, height))
+        noise = rng.integers(0, 1 << 24, size=(height, width))
+        bands = np.repeat(rng.integers(0, 1 << 24, size=(height // 3 + 1, width)), 3, axis=0)[:height]
+        for canvas in (noise, bands):
+            surface = pygame.Surface((width, height))
+            pygame.surfarray.blit_array(surface, canvas.T)
+            scaled = pygame.transform.smoothscale(surface, (out_w, out_h))
+            expected = np.transpose(pygame.surfarray.array3d(scaled), (1, 0, 2))
+            got = raster.smoothscale_canvas(canvas.astype(np.uint32), out_w, out_h)
+            assert np.array_equal(got, expected), (width, height, out_w, out_h)
 
 
 def test_state_frame_matches_the_reference_pipeline(sse2_smoothscale):
