@@ -40,8 +40,9 @@ _kernel = _jit()
 # Everything called per row, per polygon row or per pixel is inlined into
 # its caller: left to LLVM's judgement, calls passing several arrays (each a
 # struct of ~7 words) and tuples of them stayed calls and cost more than
-# their bodies (the frame took 544 us with the helpers alone inlined, 430-480
-# us with the row functions too). Two ways, for compile time:
+# their bodies (with the run-list rows used until session 16 the frame took
+# 544 us with the helpers alone inlined, 430-480 us with the row functions
+# too). Two ways, for compile time:
 #
 # * ``_inline``, the small helpers: inlined at Numba's level (its IR copied
 #   into every call site, then compiled with the caller).
@@ -51,10 +52,11 @@ _kernel = _jit()
 #   inlined helpers included, at every call site and processes it again, so
 #   with the row functions inlined that way too the frame kernel took ~70 s
 #   to compile from a fresh cache and the package's three entry points 139 s
-#   (each in its own process; mostly copying IR); this way the kernel takes
-#   ~30 s and all three, in one process, ~50 s. The frames are
-#   the same and as fast (paired on recorded frames: 0.99-1.00x); LLVM
-#   inlining _aaline_row as well saved 6 s more but cost 1-2% a frame.
+#   (each in its own process; mostly copying IR); this way the kernel took
+#   ~30 s and all three, in one process, ~50 s (measured with the run-list
+#   rows; the pixel rows compile in about half that). The frames are the
+#   same and as fast (paired on recorded frames: 0.99-1.00x); LLVM inlining
+#   _aaline_row as well saved 6 s more but cost 1-2% a frame.
 #
 # A call site must pass the argument types the other call sites pass (an
 # int64 variable, not a literal 0), or the row function compiles again.
