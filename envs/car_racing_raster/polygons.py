@@ -148,7 +148,8 @@ def _aaline_record(x1, y1, x2, y2, width, height, rec):
 @_inline
 def _aaline_row(records, j, row, color, px):
     """Paint row ``row`` of the anti-aliased line ``records[j]`` (see _aaline_record)
-    on the pixel row ``px``."""
+    on the pixel row ``px``. Pixels the polygon's fill paints next are painted too:
+    the fill overwrites them, and a pixel write costs less than finding them."""
     if row < records[j, 8] or row > records[j, 9]:
         return
     kind = records[j, 0]

@@ -146,6 +146,14 @@ def _changed_pixel(px, prev, x, plan, window_at, wholes, dirty):
 
 
 @_inline
+def _changed_pixels(px, prev, x, mask, plan, window_at, wholes, dirty):
+    """_changed_pixel for the pixels ``x + i`` of the set bits ``i`` of ``mask``, in order."""
+    while mask != 0:
+        _changed_pixel(px, prev, x + trailing_zeros(mask), plan, window_at, wholes, dirty)
+        mask &= mask - 1
+
+
+@_inline
 def _window_sum(px, plan, k):
     """Packed sum of the whole pixels of output ``k`` of pixel row ``px``."""
     boundary = plan[0]
@@ -183,20 +191,13 @@ def _shrink_row(px, prev, first, y, xplan, window_at, wholes, dirty, line, acc, 
     else:
         x = 0
         while x + 64 <= width:
-            mask = _diff_mask_64(px, prev, x)
-            while mask != 0:
-                _changed_pixel(px, prev, x + trailing_zeros(mask), xplan, window_at, wholes, dirty)
-                mask &= mask - 1
+            _changed_pixels(px, prev, x, _diff_mask_64(px, prev, x), xplan, window_at, wholes, dirty)
             x += 64
         while x + 8 <= width:
-            mask = _diff_mask_8(px, prev, x)
-            while mask != 0:
-                _changed_pixel(px, prev, x + trailing_zeros(mask), xplan, window_at, wholes, dirty)
-                mask &= mask - 1
+            _changed_pixels(px, prev, x, _diff_mask_8(px, prev, x), xplan, window_at, wholes, dirty)
             x += 8
         for x in range(x, width):
-            if px[x] != prev[x]:
-                _changed_pixel(px, prev, x, xplan, window_at, wholes, dirty)
+            _changed_pixels(px, prev, x, np.int64(px[x] != prev[x]), xplan, window_at, wholes, dirty)
         for word in range(dirty.shape[0]):
             bits = dirty[word]
             dirty[word] = 0
