@@ -46,6 +46,7 @@ def _paint_frame_rows(gfx, scene, hud, text, ints, rows, shrink):
     first = np.int64(0)  # typed as the HUD's cover + 1: one compiled _paint_draw_row serves both
     for out_row in range(height):
         px, prev = rows[out_row & 1], rows[(out_row & 1) ^ 1]
+        # A HUD polygon covering the whole row (the panel) hides the scene.
         cover = -1
         if hrows[0] <= out_row <= hrows[1]:
             cover = _last_draw_cover(out_row, hvx, hvy, hstart, hbounds, ints, width)
@@ -97,7 +98,7 @@ def render_state_frame(
     shrink = _shrink_state(width, out_w, height, out_h)
     rows, ints = _buffers(width, max(gvx.shape[0], dvx.shape[0], hvx.shape[0]))
     _paint_frame_rows(gfx, scene, hud, (text32, text_x, text_y, np.int64(background)), ints, rows, shrink)
-    return shrink[4][5].reshape((out_h, out_w, 3))
+    return shrink[4][-1].reshape((out_h, out_w, 3))  # the frame buffer (see _shrink_state)
 
 
 @njit(cache=True)
