@@ -89,8 +89,8 @@ def _set_lane(line, acc, since, lane, value, y):
     """Lane ``lane`` of the X-shrunk row becomes ``value`` from row ``y`` on.
 
     Without a test for an unchanged value: closing the lane's interval at ``y``
-    and opening another with the same value leaves the Y sum as it was, and a
-    branch on it is mispredicted often.
+    and opening another with the same value leaves the Y sum as it was (the
+    branch-free form was not timed apart from the rest of the change).
     """
     acc[lane] += (y - since[lane]) * line[lane]
     line[lane] = value
@@ -134,8 +134,8 @@ def _changed_pixel(px, prev, x, plan, window_at, wholes, dirty):
     """Pixel ``x`` differs from the previous row: its window's sum of whole
     pixels takes the difference, and the outputs it feeds (``window_at[x]``,
     and the next one too if it is that output's boundary pixel) are marked in
-    the bit set ``dirty`` (int64 words). Branch-free: changed pixels come at
-    unpredictable places."""
+    the bit set ``dirty`` (int64 words), without branches: changed pixels come
+    at unpredictable places."""
     boundary = plan[0]
     k = window_at[x]  # w for pixels past the last boundary: a spare word bit and sum
     edge = np.int64(boundary[min(k, boundary.shape[0] - 1)] == x)
