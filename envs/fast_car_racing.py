@@ -139,19 +139,22 @@ def _cull(poly_x, poly_y, centre_x, centre_y, radius, rotation, zoom, translatio
         r = radius[i] * zoom + 1.0
         if not _box_reaches_kept_area(cx - r, cx + r, cy - r, cy + r):
             continue
-        place(poly_x[i], poly_y[i], rotation, zoom, translation, px[kept], py[kept])
         # The reference draws a polygon if any vertex is inside the canvas
         # grown by MAX_SHAPE_DIM; we draw the subset whose box also reaches
-        # the kept pixels, which yields identical pixels.
+        # the kept pixels, which yields identical pixels. (Element by element:
+        # row views would update reference counts atomically, four a polygon.)
         inside = False
+        min_x = min_y = np.inf
+        max_x = max_y = -np.inf
         for v in range(4):
-            x, y = px[kept, v], py[kept, v]
+            x, y = placed(poly_x[i, v], poly_y[i, v], rotation, zoom, translation)
+            px[kept, v], py[kept, v] = x, y
             if -MAX_SHAPE_DIM <= x <= WINDOW_W + MAX_SHAPE_DIM and (
                 -MAX_SHAPE_DIM <= y <= WINDOW_H + MAX_SHAPE_DIM
             ):
                 inside = True
-        reaches = _box_reaches_kept_area(px[kept].min(), px[kept].max(), py[kept].min(), py[kept].max())
-        if inside and reaches:
+            min_x, max_x, min_y, max_y = min(min_x, x), max(max_x, x), min(min_y, y), max(max_y, y)
+        if inside and _box_reaches_kept_area(min_x, max_x, min_y, max_y):
             keep[kept] = i
             kept += 1
     return keep[:kept], px[:kept], py[:kept]

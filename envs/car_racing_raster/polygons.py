@@ -298,17 +298,16 @@ def _gfx_span_table(vx, vy, start, bounds, height):
             dy = y2 - y1
             quotient, remainder = divmod(65536 * (y - y1), dy)
             grow, grow_remainder = divmod(65536, dy)
-            # The carry is taken without a branch: it comes at no pattern a predictor learns.
             k = first[i] + y - lo
-            run, offset = x2 - x1, _i32(65536 * x1)
             for _ in range(y, stop + 1):
-                ends[k, count[k]] = _i32(_i32(_i32(quotient) * run) + offset)
+                ends[k, count[k]] = _i32(_i32(_i32(quotient) * (x2 - x1)) + _i32(65536 * x1))
                 count[k] += 1
                 k += 1
+                quotient += grow
                 remainder += grow_remainder
-                carry = np.int64(remainder >= dy)
-                remainder -= carry * dy
-                quotient += grow + carry
+                if remainder >= dy:
+                    remainder -= dy
+                    quotient += 1
         # The usual row, crossed by two edges, is indexed in place: a row view (`ends[k]`)
         # per row, its reference count updated atomically, took a third of the table's time.
         for k in range(first[i], first[i] + hi - lo + 1):
