@@ -160,6 +160,9 @@ def test_state_frame_matches_the_reference_pipeline(sse2_smoothscale):
         scene = _random_polygons(rng, (trial + 1) % 3)
         hud = [np.array([(W, H), (W, H - 100.0), (0, H - 100.0), (0, H)])]
         hud += [rng.uniform([0, 600], [W, H], size=(4, 2)) for _ in range(3)]
+        # A bar, as the indicators are: its rows repeat, which the raster paints once.
+        (x0, y0), (x1, y1) = np.sort(rng.uniform([0, 700], [W, H], size=(2, 2)), axis=0)
+        hud.insert(int(rng.integers(1, len(hud) + 1)), np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)]))
         colors = [_random_colors(rng, len(p)) for p in (gfx, scene, hud)]
         text = rng.integers(0, 1 << 24, size=(int(rng.integers(1, 60)), int(rng.integers(1, 140))))
         text_x, text_y = int(rng.integers(-40, 980)), int(rng.integers(680, 790))

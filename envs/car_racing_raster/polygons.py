@@ -508,17 +508,36 @@ def _paint_gfx_row(row, gfx, px, background):
             _fill(px, row_spans[2 * s], row_spans[2 * s + 1], color[i])
 
 
-@_row
-def _paint_draw_row(row, vx, vy, start, color, bounds, first, ints, px):
-    """Canvas row ``row`` of each ``pygame.draw.polygon`` from ``first`` on, in turn
-    (``drawhorzlineclipbounding`` per span: ends ordered, clipped)."""
+@_inline
+def _draw_row_spans(row, vx, vy, start, color, bounds, first, ints, spans):
+    """The spans each ``pygame.draw.polygon`` from ``first`` on paints on ``row``, in
+    painting order, into ``spans``: span ``s`` is ``spans[3s]..spans[3s + 1]`` (ordered,
+    unclipped) in colour ``spans[3s + 2]``. Returns how many. ``spans`` needs room for
+    ``5 * vx.shape[0]`` values (at most 3 / 2 spans a vertex, see _draw_spans)."""
+    n = 0
     for i in range(first, start.shape[0] - 1):
         if row < bounds[2, i] or row > bounds[3, i]:
             continue
-        spans = _draw_spans(vx, vy, start[i], start[i + 1], bounds[2, i], bounds[3, i], row, ints)
-        for s in range(spans):
+        count = _draw_spans(vx, vy, start[i], start[i + 1], bounds[2, i], bounds[3, i], row, ints)
+        for s in range(count):
             x1, x2 = ints[2 * s], ints[2 * s + 1]
-            _fill(px, min(x1, x2), max(x1, x2), color[i])
+            spans[3 * n], spans[3 * n + 1], spans[3 * n + 2] = min(x1, x2), max(x1, x2), color[i]
+            n += 1
+    return n
+
+
+@_inline
+def _paint_spans(spans, n, px):
+    """Paint the ``n`` spans of _draw_row_spans in turn (``drawhorzlineclipbounding``: clipped)."""
+    for s in range(n):
+        _fill(px, spans[3 * s], spans[3 * s + 1], spans[3 * s + 2])
+
+
+@_row
+def _paint_draw_row(row, vx, vy, start, color, bounds, first, ints, spans, px):
+    """Canvas row ``row`` of each ``pygame.draw.polygon`` from ``first`` on, in turn
+    (``spans``: room for _draw_row_spans)."""
+    _paint_spans(spans, _draw_row_spans(row, vx, vy, start, color, bounds, first, ints, spans), px)
 
 
 @_row
