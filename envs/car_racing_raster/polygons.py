@@ -422,9 +422,14 @@ def _vertex_bounds(vx, vy, start):
     count = start.shape[0] - 1
     bounds = np.empty((4, count), np.int64)
     for i in range(count):
+        # Element by element: slices would be views, each reference-counted atomically.
         a, b = start[i], start[i + 1]
-        bounds[0, i], bounds[1, i] = vx[a:b].min(), vx[a:b].max()
-        bounds[2, i], bounds[3, i] = vy[a:b].min(), vy[a:b].max()
+        min_x = max_x = vx[a]
+        min_y = max_y = vy[a]
+        for j in range(a + 1, b):
+            min_x, max_x = min(min_x, vx[j]), max(max_x, vx[j])
+            min_y, max_y = min(min_y, vy[j]), max(max_y, vy[j])
+        bounds[0, i], bounds[1, i], bounds[2, i], bounds[3, i] = min_x, max_x, min_y, max_y
     return bounds
 
 
