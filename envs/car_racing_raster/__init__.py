@@ -36,7 +36,8 @@ Since consecutive rows differ only where an edge moved (about ten pixels a
 row while driving), each row is compared with the one before, 64 pixels at
 a time, and the X shrink recomputes just the ~10-pixel windows holding a
 changed pixel; the Y shrink adds a value times the rows it lasted when it
-changes (:func:`_shrink_row`).
+changes (:func:`_shrink_row`). A panel row that paints the same spans as the
+row before it, without score text, is not painted again at all.
 
 Colours come in as ``0xRRGGBB`` (a 32-bit XRGB Surface's pixel, alpha 255),
 and rows hold them so (int32); the shrink sums them packed ``r << 32 | g <<
