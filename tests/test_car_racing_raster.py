@@ -5,8 +5,8 @@ polygon rasterisers (``gfxdraw.aapolygon`` + ``gfxdraw.filled_polygon``,
 ``pygame.draw.polygon``) on random polygons, many partly or wholly off the
 canvas; the shrink with ``pygame.transform.smoothscale`` on noise and on
 run-structured canvases, and on canvases of other shapes; and the whole
-state frame (flip, panel, text blit, shrink) with the reference pipeline. Runtime: ~10 s plus a one-off Numba
-compile (cached in ``__pycache__``).
+state frame (flip, panel, text blit, shrink) with the reference pipeline.
+Runtime: ~10 s plus a one-off Numba compile (cached in ``__pycache__``).
 """
 
 from __future__ import annotations

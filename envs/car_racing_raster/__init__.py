@@ -41,8 +41,8 @@ row before it, without score text, is not painted again at all.
 
 Colours come in as ``0xRRGGBB`` (a 32-bit XRGB Surface's pixel, alpha 255),
 and rows hold them so (int32); the shrink sums them packed ``r << 32 | g <<
-16 | b`` (int64), three channels with one add. Polygons are flat vertex arrays: polygon ``i``
-has the vertices ``vx[start[i]:start[i + 1]]``, ``vy[...]`` (float64: the
+16 | b`` (int64), three channels with one add. Polygons are flat vertex
+arrays: polygon ``i`` has the vertices ``vx[start[i]:start[i + 1]]``, ``vy[...]`` (float64: the
 Python floats the reference hands to pygame, converted to integers here as
 pygame does) and colour ``color[i]``. :func:`paint_canvas` and
 :func:`smoothscale_canvas` expose the painting and the shrink separately
@@ -50,8 +50,8 @@ for tests against pygame.
 
 Modules: :mod:`.rows` (a canvas row's pixels and how they are painted, and the Numba
 settings), :mod:`.polygons` (the ported polygon drawing, row by row), :mod:`.shrink`
-(smoothscale's SSE2 shrink, row by row) and :mod:`.frame` (a whole frame, and the two entry points the
-tests compare with pygame).
+(smoothscale's SSE2 shrink, row by row) and :mod:`.frame` (a whole frame, and the
+two entry points the tests compare with pygame).
 """
 
 from envs.car_racing_raster.frame import paint_canvas, render_state_frame, smoothscale_canvas

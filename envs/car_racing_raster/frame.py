@@ -68,7 +68,7 @@ def _paint_frame_rows(gfx, scene, hud, text, ints, rows, spans, shrink):
     hvx, hvy, hstart, hcolor, hbounds, hrows = hud
     text_pixels, text_x, text_y, background = text
     height, width = output_of.shape[0], rows.shape[1]
-    first = np.int64(0)  # typed as the HUD's cover + 1: one compiled _paint_draw_row serves both
+    first = np.int64(0)  # typed as paint_canvas's: one compiled _paint_draw_row serves both
     cur = 0  # rows[cur] takes the next painted row, rows[cur ^ 1] holds the last one
     hud_now = 1  # spans[hud_now] takes this row's HUD spans, spans[3 - hud_now] the last painted row's
     last_cover, last_n = -1, -1  # the last painted row's panel (-1: none, or the score's row) and HUD spans
@@ -138,7 +138,8 @@ def render_state_frame(
     text32 = text.astype(np.int32)
     shrink = _shrink_state(width, out_w, height, out_h)
     rows, ints, spans = _buffers(width, max(gvx.shape[0], dvx.shape[0], hvx.shape[0]))
-    _paint_frame_rows(gfx, scene, hud, (text32, text_x, text_y, np.int64(background)), ints, rows, spans, shrink)
+    text_args = (text32, text_x, text_y, np.int64(background))
+    _paint_frame_rows(gfx, scene, hud, text_args, ints, rows, spans, shrink)
     return shrink[4][-1].reshape((out_h, out_w, 3))  # the frame buffer (see _shrink_state)
 
 
@@ -171,5 +172,6 @@ def smoothscale_canvas(canvas, out_w, out_h):
     for y in range(height):
         px, prev = rows[y & 1], rows[(y & 1) ^ 1]
         px[:] = canvas[y]
-        _shrink_row(px, prev, y == 0, y, xplan, window_at, wholes, dirty, line, acc, since, yplan, output_of, frame)
+        _shrink_row(px, prev, y == 0, y, xplan, window_at, wholes, dirty, line, acc, since,
+                    yplan, output_of, frame)
     return frame.reshape((out_h, out_w, 3))
