@@ -10,7 +10,10 @@ pixel's channels over 16-bit lanes so the shrink sums three channels with one ad
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 
 def _option_available(name: str) -> bool:
@@ -85,16 +88,57 @@ def _pack(rgb):
     return ((rgb & 0xFF0000) << 16) | ((rgb & 0xFF00) << 8) | (rgb & 0xFF)
 
 
+_RUN = 16  # pixels one vector store writes (AVX-512: 16 int32)
+
+
+@intrinsic
+def _store_run(typingctx, px, x, color, n):
+    """``px[x : x + n] = color`` for ``0 <= n <= _RUN``, as one masked vector store.
+
+    Lanes from ``n`` on are masked off: not written, and they cannot fault past the
+    array's end. The caller keeps ``x + min(n, 1) <= px.shape[0]``."""
+    row = types.Array(types.int32, 1, "C")
+    if not (px == row and x == color == n == types.int64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        px_v, x_v, color_v, n_v = args
+        i32 = ir.IntType(32)
+        vec = ir.VectorType(i32, _RUN)
+
+        def splat(value):
+            one = builder.insert_element(ir.Constant(vec, ir.Undefined), value, ir.Constant(i32, 0))
+            return builder.shuffle_vector(one, one, ir.Constant(vec, [0] * _RUN))
+
+        data = context.make_array(signature.args[0])(context, builder, px_v).data
+        at = builder.bitcast(builder.gep(data, [x_v]), ir.PointerType(vec))
+        mask = builder.icmp_signed("<", ir.Constant(vec, list(range(_RUN))), splat(builder.trunc(n_v, i32)))
+        store = cgutils.get_or_insert_function(
+            builder.module,
+            ir.FunctionType(ir.VoidType(), [vec, ir.PointerType(vec), i32, ir.VectorType(ir.IntType(1), _RUN)]),
+            f"llvm.masked.store.v{_RUN}i32.p0",
+        )
+        builder.call(store, [splat(builder.trunc(color_v, i32)), at, ir.Constant(i32, 4), mask])
+        return context.get_dummy_value()
+
+    return types.void(px, x, color, n), codegen
+
+
 @_inline
 def _fill(px, x1, x2, color):
     """Pixels ``x1..x2`` (inclusive, clipped to the row) become ``color``.
 
-    A slice, not a loop over ``px[x]``: Numba's wrap-around of negative
-    indices kept such a loop scalar (430 against 57 ns for 1000 pixels).
+    Whole vector stores, then one masked store for the rest: a slice assignment's
+    loop ended in a 4-pixel and a 1-pixel loop, whose varying trip counts cost
+    branch mispredictions at every span end (a loop over ``px[x]`` stayed scalar:
+    Numba's wrap-around of negative indices).
     """
-    x1, x2 = max(x1, 0), min(x2, px.shape[0] - 1)
-    if x1 <= x2:
-        px[x1 : x2 + 1] = color
+    x, x2 = max(x1, 0), min(x2, px.shape[0] - 1)
+    while x2 - x >= _RUN - 1:
+        _store_run(px, x, np.int64(color), np.int64(_RUN))
+        x += _RUN
+    if x <= x2:
+        _store_run(px, x, np.int64(color), x2 + 1 - x)
 
 
 @_inline
