@@ -61,10 +61,25 @@ class FastCar(Car):
 
     FastCarRacing switches the car the reference's ``reset`` built to this class; nothing
     else about the car changes (bodies, joints, drawing, particles are the reference's).
+
+    The controls arrive as NumPy scalars (``CarRacing.step`` takes them from
+    ``action.astype(np.float64)``); stored on the wheels as they are, they made every
+    sum in ``step`` a NumPy scalar operation again. They are stored as Python floats,
+    the same doubles (``float`` of a float64 is exact), which took ``step`` from
+    ~24 to ~19 us.
     """
+
+    def steer(self, s):
+        """The front wheels' steering target, -1..1 (the reference's ``steer``, given a float)."""
+        super().steer(float(s))
+
+    def brake(self, b):
+        """The brake, 0..1 (the reference's ``brake``, given a float)."""
+        super().brake(float(b))
 
     def gas(self, gas):
         """Rear-wheel drive: the throttle moves towards ``gas`` clipped to [0, 1], by at most 0.1 a step."""
+        gas = float(gas)
         if gas < 0:
             gas = 0.0
         elif gas > 1:
