@@ -69,6 +69,13 @@ _row = _jit(forceinline=True) if _option_available("forceinline") else _inline
 
 
 @_inline
+def _u(i):
+    """An index known to be >= 0, as unsigned: Numba then leaves out the wrap-around
+    of negative indices (a shift, an and and an add per access)."""
+    return np.uint64(i)
+
+
+@_inline
 def _i16(v):
     return ((v + 32768) & 0xFFFF) - 32768
 

@@ -15,7 +15,7 @@ from numba import njit, types
 from numba.cpython.unsafe.numbers import trailing_zeros
 from numba.extending import intrinsic
 
-from envs.car_racing_raster.rows import _inline, _pack, _row
+from envs.car_racing_raster.rows import _inline, _pack, _row, _u
 
 
 # smoothscale's SSE2 filters work in 14-bit fixed point.
@@ -69,7 +69,7 @@ def _shrunk_value(whole, last, previous, k, counter, share, recip, channel):
     shift = 32 - 16 * channel
     edge = ((last >> shift) & 255) << 2
     before = ((previous >> shift) & 255) << 2
-    value = ((whole >> shift) & 0xFFFF) + ((edge * counter[k]) >> 16) + ((before * share[k]) >> 16)
+    value = ((whole >> shift) & 0xFFFF) + ((edge * counter[_u(k)]) >> 16) + ((before * share[_u(k)]) >> 16)
     return min((value * recip) >> 16, 255)
 
 
@@ -92,9 +92,10 @@ def _set_lane(line, acc, since, lane, value, y):
     and opening another with the same value leaves the Y sum as it was (the
     branch-free form was not timed apart from the rest of the change).
     """
-    acc[lane] += (y - since[lane]) * line[lane]
-    line[lane] = value
-    since[lane] = y
+    at = _u(lane)
+    acc[at] += (y - since[at]) * line[at]
+    line[at] = value
+    since[at] = y
 
 
 def _diff_mask_of(lanes):
@@ -137,12 +138,12 @@ def _changed_pixel(px, prev, x, plan, window_at, wholes, dirty):
     the bit set ``dirty`` (int64 words), without branches: changed pixels come
     at unpredictable places."""
     boundary = plan[0]
-    k = window_at[x]  # w for pixels past the last boundary: a spare word bit and sum
-    edge = np.int64(boundary[min(k, boundary.shape[0] - 1)] == x)
-    wholes[k] += (_pack(np.int64(px[x])) - _pack(np.int64(prev[x]))) * (1 - edge)
-    dirty[k >> 6] |= np.int64(1) << (k & 63)
+    k = window_at[_u(x)]  # w for pixels past the last boundary: a spare word bit and sum
+    edge = np.int64(boundary[_u(min(k, boundary.shape[0] - 1))] == x)
+    wholes[_u(k)] += (_pack(np.int64(px[_u(x)])) - _pack(np.int64(prev[_u(x)]))) * (1 - edge)
+    dirty[_u(k >> 6)] |= np.int64(1) << (k & 63)
     k1 = k + edge
-    dirty[k1 >> 6] |= np.int64(1) << (k1 & 63)
+    dirty[_u(k1 >> 6)] |= np.int64(1) << (k1 & 63)
 
 
 @_inline
@@ -169,10 +170,10 @@ def _update_window(px, k, y, plan, wholes, line, acc, since):
     """Output ``k``'s lanes from row ``y`` on, from its sum of whole pixels
     ``wholes[k]`` and its boundary pixels in ``px``."""
     boundary, counter, share, recip = plan
-    last = _pack(np.int64(px[boundary[k]]))
-    previous = _pack(np.int64(px[boundary[k - 1]])) if k > 0 else 0
+    last = _pack(np.int64(px[_u(boundary[_u(k)])]))
+    previous = _pack(np.int64(px[_u(boundary[_u(k - 1)])])) if k > 0 else 0
     for channel in range(3):
-        value = _shrunk_value(wholes[k], last, previous, k, counter, share, recip, channel)
+        value = _shrunk_value(wholes[_u(k)], last, previous, k, counter, share, recip, channel)
         _set_lane(line, acc, since, 3 * k + channel, value, y)
 
 
