@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit
 
-from envs.car_racing_raster.rows import _blend, _fill, _i16, _i32, _inline, _kernel, _row, _set
+from envs.car_racing_raster.rows import _blend, _fill, _i16, _i32, _inline, _kernel, _row, _set, _u
 
 
 # SDL_gfx _clipEncode bits.
@@ -155,6 +155,7 @@ def _aaline_row(records, j, row, color, px, lo, hi):
     in that stretch): two compares against a blend, 0.95-0.96x a frame. Solid pixels
     are written anyway.
     """
+    j = _u(j)
     if row < records[j, 8] or row > records[j, 9]:
         return
     kind = records[j, 0]
@@ -493,21 +494,21 @@ def _paint_gfx_row(row, gfx, px, background):
     first, last = offsets[row], offsets[row + 1]
     fill = background
     for n in range(last - 1, first - 1, -1):
-        i = polygons[n]
+        i = _u(polygons[_u(n)])  # unsigned, as every index here (see _u)
         if bounds[0, i] > 0 or bounds[1, i] < width - 1:
             continue
-        k = first_row[i] + row - max(bounds[2, i], 0)
+        k = _u(first_row[i] + row - max(bounds[2, i], 0))
         if _spans_cover_row(ends[k], count[k], width):
             fill = color[i]
             first = n + 1
             break
     _fill(px, 0, width - 1, fill)
     for n in range(first, last):
-        i = polygons[n]
-        k = first_row[i] + row - max(bounds[2, i], 0)
+        i = _u(polygons[_u(n)])
+        k = _u(first_row[i] + row - max(bounds[2, i], 0))
         row_spans, row_count = ends[k], count[k]
         lo, hi = (row_spans[0], row_spans[1]) if row_count > 0 else (1, 0)  # see _aaline_row
-        for j in range(start[i], start[i + 1]):
+        for j in range(start[i], start[i + np.uint64(1)]):
             _aaline_row(records, j, row, color[i], px, lo, hi)
         for s in range(row_count):
             _fill(px, row_spans[2 * s], row_spans[2 * s + 1], color[i])

@@ -152,7 +152,7 @@ def _fill(px, x1, x2, color):
 def _set(px, x, color):
     """Set pixel ``x`` (ignored off the row) to ``color``."""
     if 0 <= x < px.shape[0]:
-        px[x] = color
+        px[_u(x)] = color
 
 
 @_inline
@@ -164,10 +164,10 @@ def _blend(px, x, color, alpha):
     """
     if x < 0 or x >= px.shape[0]:
         return
-    d = np.int64(px[x])
+    d = np.int64(px[_u(x)])
     out = 0
     for shift in (16, 8, 0):
         dc = (d >> shift) & 255
         cc = (color >> shift) & 255
         out |= ((dc + (((cc - dc) * alpha) >> 8)) & 255) << shift
-    px[x] = out
+    px[_u(x)] = out
