@@ -301,8 +301,9 @@ def _gfx_span_table(vx, vy, start, bounds, height):
             grow, grow_remainder = divmod(65536, dy)
             k = first[i] + y - lo
             for _ in range(y, stop + 1):
-                ends[k, count[k]] = _i32(_i32(_i32(quotient) * (x2 - x1)) + _i32(65536 * x1))
-                count[k] += 1
+                at = _u(k)  # unsigned indices (see _u)
+                ends[at, _u(count[at])] = _i32(_i32(_i32(quotient) * (x2 - x1)) + _i32(65536 * x1))
+                count[at] += 1
                 k += 1
                 quotient += grow
                 remainder += grow_remainder
@@ -312,10 +313,11 @@ def _gfx_span_table(vx, vy, start, bounds, height):
         # The usual row, crossed by two edges, is indexed in place: a row view (`ends[k]`)
         # per row, its reference count updated atomically, took a third of the table's time.
         for k in range(first[i], first[i] + hi - lo + 1):
-            n = count[k]
+            at = _u(k)
+            n = count[at]
             if n == 2:
-                ends[k, 0], ends[k, 1] = _hline_ends(ends[k, 0], ends[k, 1])
-                count[k] = 1
+                ends[at, 0], ends[at, 1] = _hline_ends(ends[at, 0], ends[at, 1])
+                count[at] = 1
                 continue
             ints = ends[k]
             _sort_small(ints, n)
