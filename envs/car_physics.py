@@ -65,8 +65,8 @@ class FastCar(Car):
     The controls arrive as NumPy scalars (``CarRacing.step`` takes them from
     ``action.astype(np.float64)``); stored on the wheels as they are, they made every
     sum in ``step`` a NumPy scalar operation again. They are stored as Python floats,
-    the same doubles (``float`` of a float64 is exact), which took ``step`` from
-    ~24 to ~19 us.
+    the same doubles (``float`` of a float64 is exact): ``step`` 5-7 us faster (timed
+    against the unconverted controls in one process, random driving).
     """
 
     def steer(self, s):
