@@ -16,9 +16,10 @@ alone. :class:`FastCar` computes the same operations, in the same order, on Pyth
   zero, and NaN for NaN.
 * ``Car.gas``' ``np.clip(gas, 0, 1)`` becomes two comparisons: NaN and values inside
   pass through unchanged, as they do through ``np.clip``.
-* Box2D is read and written through the same calls as the reference (the joint angle
-  once instead of twice: a getter), in the same order, so the world sees the same motor
-  speeds and forces.
+* Box2D is written through the same calls as the reference, in the same order, so the
+  world sees the same motor speeds and forces. Reads change nothing and are fewer: the
+  joint angle once instead of twice, and a wheel's forward and sideways vectors computed
+  from its rotation, exactly (see ``step``), instead of two ``GetWorldVector`` calls.
 
 The values stored on the wheels are Python floats where the reference leaves NumPy
 float64 scalars; their values are the same. ``tests/test_fast_car_racing.py`` drives the
@@ -44,7 +45,16 @@ _GRASS_FRICTION_LIMIT = _FRICTION_LIMIT * 0.6
 # The reference multiplies by `205000 * SIZE * SIZE`, evaluated left to right: the same double.
 _SLIP_GAIN = 205000 * _reference.SIZE * _reference.SIZE
 _BRAKE_FORCE = 15  # radians per second, as in the reference
-_FORWARD, _SIDEWAYS = (0, 1), (1, 0)
+
+
+def _axes(c, s):
+    """A body's forward and sideways unit vectors, ``(forw_x, forw_y, side_x, side_y)``,
+    from its rotation's cosine and sine (float32 values): what Box2D's
+    ``GetWorldVector((0, 1))`` and ``((1, 0))`` return, ``(c*x - s*y, s*x + c*y)`` in
+    float32. With x, y in {0, 1} every product is exact and every sum adds a signed zero,
+    so these doubles are the same numbers, signed zeros included: one read of the rotation
+    instead of two calls and four reads (~1 us a wheel)."""
+    return c * 0.0 - s * 1.0, s * 0.0 + c * 1.0, c * 1.0 - s * 0.0, s * 1.0 + c * 0.0
 
 
 def _sign(x):
@@ -104,10 +114,8 @@ class FastCar(Car):
                 friction_limit = max(friction_limit, _FRICTION_LIMIT * tile.road_friction)
                 grass = False
 
-            forw = w.GetWorldVector(_FORWARD)
-            side = w.GetWorldVector(_SIDEWAYS)
-            forw_x, forw_y = forw.x, forw.y
-            side_x, side_y = side.x, side.y
+            rot = w.transform.q
+            forw_x, forw_y, side_x, side_y = _axes(rot.c, rot.s)
             v = w.linearVelocity
             v_x, v_y = v.x, v.y
             vf = forw_x * v_x + forw_y * v_y  # forward speed

@@ -32,7 +32,7 @@ from gymnasium.envs.box2d.car_racing import CarRacing
 
 import envs.car_racing_audit as audit
 import envs.fast_car_racing as fcr
-from envs.car_physics import FastCar, _sign
+from envs.car_physics import FastCar, _axes, _sign
 from envs.fast_car_racing import FastCarRacing
 
 
@@ -311,6 +311,23 @@ def test_sign_and_gas_clip_are_numpys():
             car.gas(gas)
             throttles.append([struct.pack("<d", float(w.gas)) for w in car.wheels])
     assert throttles_ref == throttles_fast
+
+
+def test_wheel_axes_are_box2ds_world_vectors():
+    """_axes gives GetWorldVector's numbers bit for bit: on a real wheel turned to angles
+    whose sine or cosine is a (signed) zero or one, and to random ones."""
+    env = FastCarRacing()
+    env.reset(seed=0)
+    wheel = env.car.wheels[0]
+    angles = [0.0, -0.0, math.pi / 2, -math.pi / 2, math.pi, -math.pi, 2 * math.pi, 1e-30, -1e-30]
+    angles += list(np.random.default_rng(0).uniform(-10, 10, 200))
+    bits = lambda values: [struct.pack("<d", float(v)) for v in values]  # noqa: E731
+    for angle in angles:
+        wheel.angle = angle
+        rot = wheel.transform.q
+        forw, side = wheel.GetWorldVector((0, 1)), wheel.GetWorldVector((1, 0))
+        assert bits(_axes(rot.c, rot.s)) == bits((forw.x, forw.y, side.x, side.y)), angle
+    env.close()
 
 
 @pytest.mark.slow
