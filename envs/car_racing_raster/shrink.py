@@ -131,15 +131,14 @@ _diff_mask_8 = _diff_mask_of(8)
 
 
 @_inline
-def _changed_pixel(px, prev, x, plan, window_at, wholes, dirty):
+def _changed_pixel(px, prev, x, window_at, wholes, dirty):
     """Pixel ``x`` differs from the previous row: its window's sum of whole
-    pixels takes the difference, and the outputs it feeds (``window_at[x]``,
-    and the next one too if it is that output's boundary pixel) are marked in
-    the bit set ``dirty`` (int64 words), without branches: changed pixels come
-    at unpredictable places."""
-    boundary = plan[0]
-    k = window_at[_u(x)]  # w for pixels past the last boundary: a spare word bit and sum
-    edge = np.int64(boundary[_u(min(k, boundary.shape[0] - 1))] == x)
+    pixels takes the difference, and the outputs it feeds (output ``k``, and the
+    next one too if ``x`` is output ``k``'s boundary pixel: ``window_at[x]`` is
+    ``2 * k + 1`` then, else ``2 * k``) are marked in the bit set ``dirty`` (int64
+    words), without branches: changed pixels come at unpredictable places."""
+    at = window_at[_u(x)]
+    k, edge = at >> 1, at & 1  # k = w for pixels past the last boundary: a spare word bit and sum
     wholes[_u(k)] += (_pack(np.int64(px[_u(x)])) - _pack(np.int64(prev[_u(x)]))) * (1 - edge)
     dirty[_u(k >> 6)] |= np.int64(1) << (k & 63)
     k1 = k + edge
@@ -147,10 +146,10 @@ def _changed_pixel(px, prev, x, plan, window_at, wholes, dirty):
 
 
 @_inline
-def _changed_pixels(px, prev, x, mask, plan, window_at, wholes, dirty):
+def _changed_pixels(px, prev, x, mask, window_at, wholes, dirty):
     """_changed_pixel for the pixels ``x + i`` of the set bits ``i`` of ``mask``, in order."""
     while mask != 0:
-        _changed_pixel(px, prev, x + trailing_zeros(mask), plan, window_at, wholes, dirty)
+        _changed_pixel(px, prev, x + trailing_zeros(mask), window_at, wholes, dirty)
         mask &= mask - 1
 
 
@@ -192,13 +191,13 @@ def _shrink_row(px, prev, first, y, xplan, window_at, wholes, dirty, line, acc, 
     else:
         x = 0
         while x + 64 <= width:
-            _changed_pixels(px, prev, x, _diff_mask_64(px, prev, x), xplan, window_at, wholes, dirty)
+            _changed_pixels(px, prev, x, _diff_mask_64(px, prev, x), window_at, wholes, dirty)
             x += 64
         while x + 8 <= width:
-            _changed_pixels(px, prev, x, _diff_mask_8(px, prev, x), xplan, window_at, wholes, dirty)
+            _changed_pixels(px, prev, x, _diff_mask_8(px, prev, x), window_at, wholes, dirty)
             x += 8
         for x in range(x, width):
-            _changed_pixels(px, prev, x, np.int64(px[x] != prev[x]), xplan, window_at, wholes, dirty)
+            _changed_pixels(px, prev, x, np.int64(px[x] != prev[x]), window_at, wholes, dirty)
         for word in range(dirty.shape[0]):
             bits = dirty[word]
             dirty[word] = 0
@@ -243,10 +242,13 @@ def _shrink_state(width, out_w, height, out_h):
     yplan, output_of, (wholes, dirty, line, acc, since, frame))``, ``frame`` (out_h,
     3 * out_w) uint8 the result."""
     xplan = _shrink_x_plan(width, out_w)
-    window_at = np.full(width, out_w, np.int64)
+    # Per pixel 2 * its output (out_w past the last boundary), + 1 at an output's boundary
+    # pixel: one load gives both (the boundary was a second load, waiting for the first).
+    window_at = np.full(width, 2 * out_w, np.int64)
     x = 0
     for k in range(out_w):
-        window_at[x : xplan[0][k] + 1] = k
+        window_at[x : xplan[0][k] + 1] = 2 * k
+        window_at[xplan[0][k]] = 2 * k + 1
         x = xplan[0][k] + 1
     yplan, output_of = _shrink_y_plan(height, out_h)
     lanes = 3 * out_w
