@@ -463,18 +463,23 @@ def _rows_to_polygons(bounds, height):
     the start-of-episode zoom) polygons elsewhere.
     """
     count = bounds.shape[1]
-    lo = np.maximum(bounds[2], 0)
-    hi = np.minimum(bounds[3], height - 1)
-    offsets = np.zeros(height + 1, np.int64)
+    # How many polygons each row has, as +1 at a polygon's first row and -1 past its last
+    # (element by element: slices would be views, each reference-counted atomically).
+    starts = np.zeros(height + 1, np.int64)
     for i in range(count):
-        if lo[i] <= hi[i]:
-            offsets[lo[i] + 1 : hi[i] + 2] += 1
+        lo, hi = max(bounds[2, i], 0), min(bounds[3, i], height - 1)
+        if lo <= hi:
+            starts[lo] += 1
+            starts[hi + 1] -= 1
+    offsets = np.zeros(height + 1, np.int64)
+    running = 0
     for r in range(height):
-        offsets[r + 1] += offsets[r]
+        running += starts[r]
+        offsets[r + 1] = offsets[r] + running
     polygons = np.empty(offsets[height], np.int64)
     fill = offsets[:-1].copy()
     for i in range(count):
-        for r in range(lo[i], hi[i] + 1):
+        for r in range(max(bounds[2, i], 0), min(bounds[3, i], height - 1) + 1):
             polygons[fill[r]] = i
             fill[r] += 1
     return offsets, polygons
