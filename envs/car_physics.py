@@ -19,7 +19,7 @@ alone. :class:`FastCar` computes the same operations, in the same order, on Pyth
 * Box2D is written through the same calls as the reference, in the same order, so the
   world sees the same motor speeds and forces. Reads change nothing and are fewer: the
   joint angle once instead of twice, and a wheel's forward and sideways vectors computed
-  from its rotation, exactly (see ``step``), instead of two ``GetWorldVector`` calls.
+  from its rotation, exactly (see ``_axes``), instead of two ``GetWorldVector`` calls.
 
 The values stored on the wheels are Python floats where the reference leaves NumPy
 float64 scalars; their values are the same. ``tests/test_fast_car_racing.py`` drives the
