@@ -32,8 +32,7 @@ import numpy as np
 
 from benchmarks import car_racing_peers as peers  # sets the one-thread environment first
 from benchmarks.record import write_result
-from envs import car_racing_raster
-from envs import fast_car_racing
+from envs import car_racing_raster, car_racing_state, fast_car_racing
 from envs.fast_car_racing import FastCarRacing
 from hebbian.evaluate import load_run, make_problem
 
@@ -53,20 +52,24 @@ def play(driver, steps: int) -> None:
 
 
 def record_frames(driver, steps: int) -> list[tuple]:
-    """The arguments of every ``render_state_frame`` call while ``driver`` ((env, act, env
-    seed), see car_racing_peers) plays up to ``steps`` steps, the reset's frame included."""
+    """The raster's arguments (``render_state_frame``'s) of every state frame while ``driver``
+    ((env, act, env seed), see car_racing_peers) plays up to ``steps`` steps, the reset's
+    frame included."""
     calls = []
-    original = car_racing_raster.render_state_frame
+    original = car_racing_state.state_frame
 
     def recording(*args):
-        calls.append(tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args))
+        # Taken at the call: state_frame may read the car's bodies from their memory.
+        ok, arguments = car_racing_state.raster_arguments(*args)
+        if ok:
+            calls.append(tuple(a.copy() if isinstance(a, np.ndarray) else a for a in arguments))
         return original(*args)
 
-    car_racing_raster.render_state_frame = recording  # fast_car_racing calls it through the package
+    car_racing_state.state_frame = recording  # fast_car_racing calls it through the module
     try:
         play(driver, steps)
     finally:
-        car_racing_raster.render_state_frame = original
+        car_racing_state.state_frame = original
     return calls
 
 

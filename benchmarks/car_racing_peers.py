@@ -32,8 +32,9 @@
    Gymnasium's env alone could give it.
 
 3. Where a FastCarRacing step goes (microseconds per step, one thread, one episode per
-   seed from its reset): the raster (`render_state_frame`), the Python preparation of what
-   it draws (`_state_frame` less the raster), the rest of the drawing call (`_render` less
+   seed from its reset): the compiled frame (`car_racing_state.state_frame`: the road's
+   cull, the car and panel placed, the raster), the Python gathering what it draws from
+   (`_state_frame` less the compiled frame), the rest of the drawing call (`_render` less
    `_state_frame`), and physics with the rest of the step (the step less `_render`). The
    parts are timed by wrapping those calls, which adds well under a microsecond each.
    Three drivers: the same random driving as part 1; and, as in training (the env of the
@@ -69,7 +70,7 @@ from gymnasium.wrappers import TimeLimit  # noqa: E402
 import es  # noqa: E402
 from es.population import materialize  # noqa: E402
 from benchmarks.record import write_result  # noqa: E402
-from envs import car_racing_raster  # noqa: E402
+from envs import car_racing_state  # noqa: E402
 from envs.car_racing_audit import raster_available  # noqa: E402
 from envs.fast_car_racing import FastCarRacing  # noqa: E402
 from hebbian import presets  # noqa: E402
@@ -328,7 +329,7 @@ def step_breakdown(seeds, steps: int, driver=None) -> dict:
 
     driver: None for random driving, else (problem, params) of an agent (see agent_drivers).
     """
-    spent = dict.fromkeys(("step", "render", "state_frame", "raster", "agent"), 0.0)
+    spent = dict.fromkeys(("step", "render", "state_frame", "frame", "agent"), 0.0)
 
     def timed(key, call):
         def wrapper(*args):
@@ -340,8 +341,8 @@ def step_breakdown(seeds, steps: int, driver=None) -> dict:
         return wrapper
 
     rows = []
-    original = car_racing_raster.render_state_frame
-    car_racing_raster.render_state_frame = timed("raster", original)  # fast_car_racing calls it through the package
+    original = car_racing_state.state_frame
+    car_racing_state.state_frame = timed("frame", original)  # fast_car_racing calls it through the module
     try:
         for seed in seeds:
             env, act, env_seed = random_driver(seed, steps) if driver is None else agent_driver(*driver, seed)
@@ -366,15 +367,15 @@ def step_breakdown(seeds, steps: int, driver=None) -> dict:
             if driver is None:
                 env.close()
             us = {key: value / count * 1e6 for key, value in spent.items()}
-            row = {"seed": seed, "steps": count, "step_us": us["step"], "raster_us": us["raster"],
-                   "preparation_us": us["state_frame"] - us["raster"],
+            row = {"seed": seed, "steps": count, "step_us": us["step"], "frame_us": us["frame"],
+                   "preparation_us": us["state_frame"] - us["frame"],
                    "other_drawing_us": us["render"] - us["state_frame"],
                    "physics_and_gymnasium_us": us["step"] - us["render"]}
             if driver is not None:
                 row["agent_us"] = us["agent"]
             rows.append(row)
     finally:
-        car_racing_raster.render_state_frame = original
+        car_racing_state.state_frame = original
     parts = [key for key in rows[0] if key.endswith("_us")]
     return {"rows": rows, **{key: spread(row[key] for row in rows) for key in parts}}
 
@@ -442,7 +443,7 @@ def main(argv=None) -> dict:
         for name, breakdown in [("random driving", record["fast_step_breakdown"]),
                                 *record["fast_step_breakdown_agents"].items()]:
             print(f"\nwhere a FastCarRacing step goes, {name}, us per step, median (min-max) over seeds:")
-            for key in ("step_us", "raster_us", "preparation_us", "other_drawing_us", "physics_and_gymnasium_us",
+            for key in ("step_us", "frame_us", "preparation_us", "other_drawing_us", "physics_and_gymnasium_us",
                         "agent_us"):
                 if key in breakdown:
                     b = breakdown[key]

@@ -19,7 +19,9 @@ alone. :class:`FastCar` computes the same operations, in the same order, on Pyth
 * Box2D is written through the same calls as the reference, in the same order, so the
   world sees the same motor speeds and forces. Reads change nothing and are fewer: the
   joint angle once instead of twice, and a wheel's forward and sideways vectors computed
-  from its rotation, exactly (see ``_axes``), instead of two ``GetWorldVector`` calls.
+  from its rotation, exactly (see ``_axes``), instead of two ``GetWorldVector`` calls; the
+  rotation and velocity come from the wheel's memory (:mod:`envs.box2d_memory`, the same
+  floats without SWIG's proxy objects) where its layout checks out.
 
 The values stored on the wheels are Python floats where the reference leaves NumPy
 float64 scalars; their values are the same. ``tests/test_fast_car_racing.py`` drives the
@@ -36,6 +38,8 @@ import math
 from gymnasium.envs.box2d import car_dynamics as _reference
 from gymnasium.envs.box2d.car_dynamics import Car
 
+from envs import box2d_memory
+
 __all__ = ["FastCar"]
 
 _ENGINE_POWER = _reference.ENGINE_POWER
@@ -45,6 +49,7 @@ _GRASS_FRICTION_LIMIT = _FRICTION_LIMIT * 0.6
 # The reference multiplies by `205000 * SIZE * SIZE`, evaluated left to right: the same double.
 _SLIP_GAIN = 205000 * _reference.SIZE * _reference.SIZE
 _BRAKE_FORCE = 15  # radians per second, as in the reference
+_UNSET = object()
 
 
 def _axes(c, s):
@@ -79,6 +84,15 @@ class FastCar(Car):
     against the unconverted controls in one process, random driving).
     """
 
+    def memory(self):
+        """The wheels' then the hull's :func:`envs.box2d_memory.memory` views, or None where
+        bodies are read through pybox2d; made on first use (a car's bodies live as long as it)."""
+        views = self.__dict__.get("_views", _UNSET)
+        if views is _UNSET:
+            views = [box2d_memory.memory(body) for body in (*self.wheels, self.hull)]
+            self._views = views = None if None in views else views
+        return views
+
     def steer(self, s):
         """The front wheels' steering target, -1..1 (the reference's ``steer``, given a float)."""
         super().steer(float(s))
@@ -102,7 +116,8 @@ class FastCar(Car):
 
     def step(self, dt):
         """Apply each wheel's steering motor, engine, brake and tyre friction for ``dt`` seconds."""
-        for w in self.wheels:
+        views = self.memory()
+        for i, w in enumerate(self.wheels):
             # Steering: the joint's motor turns the wheel towards w.steer at up to 3 rad/s.
             error = w.steer - w.joint.angle
             w.joint.motorSpeed = _sign(error) * min(50.0 * abs(error), 3.0)
@@ -114,10 +129,12 @@ class FastCar(Car):
                 friction_limit = max(friction_limit, _FRICTION_LIMIT * tile.road_friction)
                 grass = False
 
-            rot = w.transform.q
-            forw_x, forw_y, side_x, side_y = _axes(rot.c, rot.s)
-            v = w.linearVelocity
-            v_x, v_y = v.x, v.y
+            if views is None:
+                rot, v = w.transform.q, w.linearVelocity
+                sin, cos, v_x, v_y = rot.s, rot.c, v.x, v.y
+            else:  # the same floats, without four SWIG proxies
+                sin, cos, v_x, v_y = box2d_memory.rotation_velocity(views[i])
+            forw_x, forw_y, side_x, side_y = _axes(cos, sin)
             vf = forw_x * v_x + forw_y * v_y  # forward speed
             vs = side_x * v_x + side_y * v_y  # side speed
 

@@ -14,17 +14,19 @@ scalars), so Box2D, rewards, terminations, ``info``, spaces and constructor
 arguments *are* Gymnasium's own code. The drawing computes the same thing
 differently:
 
-* polygon vertices are transformed in compiled loops (:func:`_cull` and
-  :mod:`envs.car_racing_scene`) with the exact float64 operations (and
+* polygon vertices are transformed in compiled loops (:mod:`envs.car_racing_state`
+  and :mod:`envs.car_racing_scene`) with the exact float64 operations (and
   operation order) pygame's ``Vector2.rotate_rad`` and the reference's ``c *
   zoom + translation`` use, so every vertex is the same float as in the
   reference; the car's Box2D ``transform * vertex`` and the indicator bars
-  are computed there too (float32 for Box2D, as Box2D does);
+  are computed there too (float32 for Box2D, as Box2D does), the car's
+  transforms read from its bodies' memory (:mod:`envs.box2d_memory`);
 * polygons are culled in bulk, and more tightly than the reference: a polygon
   is skipped when its bounding box misses the pixels that survive into the
   observation (the canvas, minus the rows the indicator panel paints over);
   a skipped polygon would not have changed a single pixel;
-* state observations (``step``/``reset``) never touch a canvas:
+* state observations (``step``/``reset``) never touch a canvas: one compiled
+  call (:func:`envs.car_racing_state.state_frame`) culls, places and rasterises;
   :mod:`envs.car_racing_raster` computes the 96x96 frame row by row with
   exact ports of the pygame-ce C code the reference calls (SDL_gfx
   ``aapolygon``/``filled_polygon``, ``draw.polygon``, the blit, the flip and
@@ -49,22 +51,20 @@ own ``CarRacing``, or pygame's drawing, with a warning).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from gymnasium.envs.box2d import car_racing as _reference
 from gymnasium.envs.box2d.car_racing import CarRacing
-from numba import njit
 
 # pygame is imported by gymnasium's car_racing module already; importing it
 # here after gymnasium keeps gymnasium's DependencyNotInstalled message first.
 import pygame
 from pygame import gfxdraw
 
-from envs import car_racing_raster as raster
+from envs import box2d_memory, car_racing_state
 from envs.car_racing_audit import fast_car_racing_available, raster_available
 from envs.car_physics import FastCar
-from envs.car_racing_scene import car_polygons, hud_polygons, place, placed, rotation, to_pixels
+from envs.car_racing_scene import rotation, to_pixels
+from envs.car_racing_state import _FIELD, _GRASS, _N_GRASS, _REACH_PX, _cull
 
 __all__ = ["FastCarRacing", "car_racing_class"]
 
@@ -81,83 +81,10 @@ PLAYFIELD = _reference.PLAYFIELD
 GRASS_DIM = _reference.GRASS_DIM
 MAX_SHAPE_DIM = _reference.MAX_SHAPE_DIM
 
-# Culling margin in pixels. gfxdraw converts float vertices to ints (moving
-# them by < 1 px) and anti-aliased edges touch at most one pixel beside the
-# integer line, so a polygon whose float bounding box lies more than 3 px
-# outside the kept area cannot change a kept pixel.
-_CULL_MARGIN = 3.0
-# After the vertical flip, _render_indicators paints rows
-# [WINDOW_H - 5 * WINDOW_H / 40, WINDOW_H) black across the full width, which
-# are rows [0, 5 * WINDOW_H / 40) of the unflipped canvas: whatever the road
-# drawing leaves there is overwritten, so polygons entirely inside are skipped.
-_PANEL_ROWS = int(5 * WINDOW_H / 40.0)
-# The background square is replaced by a fill only if it contains the canvas
-# with this much room (px) to spare, so its anti-aliased outline is off-canvas.
-_FILL_MARGIN = 4.0
-# Distance in pixels from the car's pixel (W/2, H/4) beyond which nothing is
-# kept: the farthest canvas corner, plus the culling/fill margins, rounded up.
-_REACH_PX = math.ceil(
-    math.hypot(max(WINDOW_W / 2, WINDOW_W / 2), max(WINDOW_H / 4, 3 * WINDOW_H / 4))
-    + 2 * max(_CULL_MARGIN, _FILL_MARGIN)
-)
-
 
 def _view(angle, zoom, translation):
     """``(rotation(angle), zoom, (x, y))``: a frame's view as the compiled transforms take it."""
     return rotation(angle), zoom, (float(translation[0]), float(translation[1]))
-
-
-@njit(inline="always")
-def _box_reaches_kept_area(min_x, max_x, min_y, max_y):
-    """Whether the pixel box [min_x, max_x] x [min_y, max_y] comes within _CULL_MARGIN of the
-    pixels kept in the observation (the canvas less the rows the panel paints over)."""
-    return (max_x >= -_CULL_MARGIN and min_x <= WINDOW_W - 1 + _CULL_MARGIN
-            and max_y >= _PANEL_ROWS - _CULL_MARGIN and min_y <= WINDOW_H - 1 + _CULL_MARGIN)
-
-
-@njit(cache=True)
-def _cull(poly_x, poly_y, centre_x, centre_y, radius, rotation, zoom, translation):
-    """The polygons the reference draws that can change a kept pixel.
-
-    ``poly_x``/``poly_y`` (P, 4) world vertices, their bounding circles
-    ``centre_x``, ``centre_y``, ``radius`` (P,) (world units).
-    Returns ``(indices (K,), px (K, 4), py (K, 4))``, indices ascending
-    (the drawing order) and pixel vertices bit-identical to the reference's.
-    """
-    count = poly_x.shape[0]
-    keep = np.empty(count, np.int64)
-    px = np.empty((count, 4), np.float64)
-    py = np.empty((count, 4), np.float64)
-    kept = 0
-    for i in range(count):
-        # The polygon's pixels lie within radius * zoom of its centre's pixel (the
-        # view is a rotation and a zoom; 1 px covers rounding): if that square
-        # misses the kept area, so does every vertex box below. Half the track
-        # lies within the reach of the car, ~5% within the view: placing one
-        # centre instead of four vertices for the rest is most of the cull's time.
-        cx, cy = placed(centre_x[i], centre_y[i], rotation, zoom, translation)
-        r = radius[i] * zoom + 1.0
-        if not _box_reaches_kept_area(cx - r, cx + r, cy - r, cy + r):
-            continue
-        # The reference draws a polygon if any vertex is inside the canvas
-        # grown by MAX_SHAPE_DIM; we draw the subset whose box also reaches
-        # the kept pixels, which yields identical pixels. (Element by element:
-        # row views would update reference counts atomically, four a polygon.)
-        inside = False
-        min_x = min_y = np.inf
-        max_x = max_y = -np.inf
-        for v in range(4):
-            x, y = placed(poly_x[i, v], poly_y[i, v], rotation, zoom, translation)
-            px[kept, v], py[kept, v] = x, y
-            if -MAX_SHAPE_DIM <= x <= WINDOW_W + MAX_SHAPE_DIM and (
-                -MAX_SHAPE_DIM <= y <= WINDOW_H + MAX_SHAPE_DIM
-            ):
-                inside = True
-            min_x, max_x, min_y, max_y = min(min_x, x), max(max_x, x), min(min_y, y), max(max_y, y)
-        if inside and _box_reaches_kept_area(min_x, max_x, min_y, max_y):
-            keep[kept] = i
-            kept += 1
-    return keep[:kept], px[:kept], py[:kept]
 
 
 def car_racing_class(exact_env: bool = False) -> type[CarRacing]:
@@ -170,41 +97,6 @@ def car_racing_class(exact_env: bool = False) -> type[CarRacing]:
     if exact_env or not fast_car_racing_available():
         return CarRacing
     return FastCarRacing
-
-
-def _grass_polygons() -> list[list[tuple[float, float]]]:
-    """The reference's grass patches, built with the very same expressions."""
-    grass = []
-    for x in range(-20, 20, 2):
-        for y in range(-20, 20, 2):
-            grass.append(
-                [
-                    (GRASS_DIM * x + GRASS_DIM, GRASS_DIM * y + 0),
-                    (GRASS_DIM * x + 0, GRASS_DIM * y + 0),
-                    (GRASS_DIM * x + 0, GRASS_DIM * y + GRASS_DIM),
-                    (GRASS_DIM * x + GRASS_DIM, GRASS_DIM * y + GRASS_DIM),
-                ]
-            )
-    return grass
-
-
-@njit(cache=True)
-def _pack_road_colors(background, grass, grass_drawn, road_rgb):
-    """``[background, grass x grass_drawn, road tiles...]`` as 0xRRGGBB int64, the road
-    tiles' float colours ``road_rgb`` (R, 3) truncated as ``int(c)`` does; empty if a
-    truncated channel falls outside 0..255 (or is NaN), which the raster does not reproduce."""
-    colors = np.empty(1 + grass_drawn + road_rgb.shape[0], np.int64)
-    colors[0] = background
-    colors[1: 1 + grass_drawn] = grass
-    for k in range(road_rgb.shape[0]):
-        packed = 0
-        for c in range(3):
-            v = road_rgb[k, c]
-            if not (-1.0 < v < 256.0):  # int() truncates towards zero: -0.5 is 0
-                return colors[:0]
-            packed = (packed << 8) | int(v)
-        colors[1 + grass_drawn + k] = packed
-    return colors
 
 
 def _gfx_filled_polygon(surface, color, points):
@@ -273,49 +165,6 @@ _TEXT_PIXELS = _TextPixels(16 << 20)
 
 # (r, g, b) int triples already packed to 0xRRGGBB by FastCarRacing._draw_rgb.
 _INT_RGB: dict[tuple, int] = {}
-
-_GRASS = np.array(_grass_polygons(), dtype=np.float64)  # (400, 4, 2)
-_FIELD = np.array(
-    [
-        (PLAYFIELD, PLAYFIELD),
-        (PLAYFIELD, -PLAYFIELD),
-        (-PLAYFIELD, -PLAYFIELD),
-        (-PLAYFIELD, PLAYFIELD),
-    ],
-    dtype=np.float64,
-)
-_N_GRASS = _GRASS.shape[0]
-
-
-@njit(cache=True)
-def _gfx_scene(poly_x, poly_y, centre_x, centre_y, radius, road_rgb, field_pixel, grass, draw_field,
-               rotation, zoom, translation):
-    """What the reference draws with gfxdraw, as :func:`envs.car_racing_raster.render_state_frame` takes it.
-
-    One compiled call for the cull (:func:`_cull`), the colours (:func:`_pack_road_colors`)
-    and the flat vertex arrays: from Python these were two compiled calls and about ten NumPy
-    calls a frame. Takes the grass and road polygons as ``_polygon_arrays`` gives them, the
-    road colours ``road_rgb`` (R, 3) float64, the field's and the grass's 0xRRGGBB pixels,
-    and ``draw_field``: whether the background square is drawn first (else the canvas
-    starts in its colour). Returns ``(ok, x, y, start, colors)``: the polygons' vertices in
-    drawing order (float64, the reference's), polygon ``i`` at ``start[i]:start[i + 1]``,
-    its 0xRRGGBB colour ``colors[i]``; ``ok`` is False if a road colour is not a pixel the
-    raster reproduces.
-    """
-    drawn, px, py = _cull(poly_x, poly_y, centre_x, centre_y, radius, rotation, zoom, translation)
-    first_road = np.searchsorted(drawn, _N_GRASS)  # drawn is ascending: grass first
-    colors = _pack_road_colors(field_pixel, grass, first_road, road_rgb[drawn[first_road:] - _N_GRASS])
-    ok = colors.shape[0] > 0
-    n_field = 4 if draw_field else 0
-    x = np.empty(n_field + px.size)
-    y = np.empty(n_field + py.size)
-    if draw_field:
-        place(_FIELD[:, 0], _FIELD[:, 1], rotation, zoom, translation, x[:4], y[:4])
-    else:
-        colors = colors[1:]
-    x[n_field:] = px.ravel()
-    y[n_field:] = py.ravel()
-    return ok, x, y, np.arange(0, x.shape[0] + 1, 4), colors
 
 
 class FastCarRacing(CarRacing):
@@ -456,11 +305,22 @@ class FastCarRacing(CarRacing):
         poly_x, poly_y, centre_x, centre_y, radius = arrays
         return _cull(poly_x, poly_y, centre_x, centre_y, radius, *view)
 
+    def _hull_pose(self):
+        """The hull's ``(x, y, angle)``, its ``position`` and ``angle``: read from its memory
+        where :mod:`envs.box2d_memory` can (the same floats, without SWIG proxies)."""
+        car = self.car
+        views = car.memory() if type(car) is FastCar else None
+        if views is None:
+            hull = car.hull
+            x, y = hull.position
+            return x, y, hull.angle
+        return box2d_memory.position_angle(views[-1])
+
     def _field_covers_canvas(self, zoom) -> bool:
         """Whether the background square contains everything within reach of
         the car: it then covers the canvas, its anti-aliased outline at least
         _FILL_MARGIN px outside, and filling the canvas with its colour is exact."""
-        car_x, car_y = self.car.hull.position
+        car_x, car_y, _ = self._hull_pose()
         reach = _REACH_PX / zoom
         return abs(car_x) + reach <= PLAYFIELD and abs(car_y) + reach <= PLAYFIELD
 
@@ -558,9 +418,11 @@ class FastCarRacing(CarRacing):
         return rgb
 
     def _car_description(self):
-        """``Car.draw``'s polygons as :func:`car_polygons` takes them, built once
-        per car (reset makes a new one): ``(local, start, body, wheel, color,
-        bodies)``, or None if a colour is not an opaque pixel."""
+        """``Car.draw``'s polygons, built once per car (reset makes a new one):
+        ``((local, start, body, wheel, color), bodies, addresses)``, the arrays as
+        :func:`~envs.car_racing_scene.car_polygons` takes them, the bodies they belong
+        to and the bodies' addresses (int64, empty where they are read through pybox2d:
+        see :mod:`envs.box2d_memory`), or None if a colour is not an opaque pixel."""
         if self._car_for is not self.car:
             local, sizes, body, wheel, color, bodies = [], [0], [], [], [], []
             for b, obj in enumerate(self.car.drawlist):
@@ -576,37 +438,37 @@ class FastCarRacing(CarRacing):
             self._car_cache = None
             if -1 not in color:
                 self._car_cache = (
-                    np.concatenate(local), np.cumsum(sizes).astype(np.int64),
-                    np.array(body, dtype=np.int64), np.array(wheel, dtype=np.int64),
-                    np.array(color, dtype=np.int64), bodies,
+                    (np.concatenate(local), np.cumsum(sizes).astype(np.int64),
+                     np.array(body, dtype=np.int64), np.array(wheel, dtype=np.int64),
+                     np.array(color, dtype=np.int64)), bodies,
+                    np.array([box2d_memory.address(b) for b in bodies] if box2d_memory.readable() else [],
+                             dtype=np.int64),
                 )
             self._car_for = self.car
         return self._car_cache
 
-    def _car_pixels(self, view):
-        """The car's polygons in pixels (see car_polygons), or None."""
-        description = self._car_description()
-        if description is None:
-            return None
-        local, start, body, wheel, color, bodies = description
+    def _car_state(self, bodies, addresses):
+        """The car's bodies as :func:`~envs.car_racing_state.state_frame` takes them:
+        ``(transforms (B, 4) float32, phases (B,) float64)``; the transforms are left for
+        state_frame to read where the bodies' ``addresses`` are known."""
+        phases = np.array([getattr(b, "phase", 0.0) for b in bodies], dtype=np.float64)
+        if addresses.shape[0]:
+            return np.empty((len(bodies), 4), np.float32), phases
         rows = []
         for car_body in bodies:  # each Box2D attribute read is a SWIG call: one each
             transform = car_body.transform
             rot, position = transform.q, transform.position
             rows.append((rot.c, rot.s, position.x, position.y))
         transforms = np.array(rows, np.float32)  # one conversion: a row assignment each cost more
-        phases = np.array([getattr(b, "phase", 0.0) for b in bodies], dtype=np.float64)
-        return car_polygons(local, start, body, wheel, color, transforms, phases, *view)
+        return transforms, phases
 
-    def _hud_pixels(self):
-        """``_render_indicators``' polygons (see hud_polygons)."""
+    def _hud_state(self):
+        """``_render_indicators``' inputs as :func:`~envs.car_racing_scene.hud_polygons` takes them."""
         car = self.car
         velocity = car.hull.linearVelocity
         omegas = np.array([w.omega for w in car.wheels], dtype=np.float64)
-        return hud_polygons(
-            WINDOW_W, WINDOW_H, float(velocity[0]), float(velocity[1]), omegas,
-            float(car.wheels[0].joint.angle), float(car.hull.angularVelocity),
-        )
+        return (float(velocity[0]), float(velocity[1]), omegas,
+                float(car.wheels[0].joint.angle), float(car.hull.angularVelocity))
 
     def _text_pixels(self, text: str):
         """``(pixels (h, w) uint32 0xRRGGBB, x, y)`` the score blit writes, or None.
@@ -641,44 +503,38 @@ class FastCarRacing(CarRacing):
         return answer
 
     def _state_frame(self, zoom, translation, angle):
-        """The state observation, rasterised by car_racing_raster; None if it can't.
+        """The state observation, computed by car_racing_state; None if it can't.
 
-        Gathers exactly what the reference draws (background square, grass and
-        road via gfxdraw; car, then panel, bars and score via pygame): the
-        same float vertices, mapped colours and text pixels, in the same
-        order; the raster computes the 96x96 frame from them without a
-        canvas. None (draw with pygame instead) for a polygon, colour or text
-        the raster cannot reproduce (unknown track layout, alpha).
+        Gathers what the reference draws (background square, grass and road via
+        gfxdraw; car, then panel, bars and score via pygame): the world polygons,
+        the Box2D state they are placed by, mapped colours and text pixels;
+        :func:`~envs.car_racing_state.state_frame` computes the same float vertices
+        and the 96x96 frame from them without a canvas. None (draw with pygame
+        instead) for a polygon, colour or text the raster cannot reproduce (unknown
+        track layout, alpha).
         """
-        view = _view(angle, zoom, translation)
-        arrays = self._polygon_arrays()
-        if arrays is None:
+        road = self._polygon_arrays()
+        if road is None:
             return None
         # Background and grass colours (numpy arrays, floats under domain_randomize) are
         # mapped by pygame (_opaque_rgb); road colours are truncated as the reference's
-        # [int(c) for c in color] does, and packed (_pack_road_colors).
+        # [int(c) for c in color] does, and packed (car_racing_state._pack_road_colors).
         field_pixel = self._opaque_rgb(_gfx_filled_polygon, self.bg_color)
         grass = self._opaque_rgb(_gfx_filled_polygon, self.grass_color)
-        if field_pixel is None or grass is None:
-            return None
-        # The background square first (clip=False: always drawn). When it
-        # covers the canvas with its outline off it (see _render_road), the
-        # canvas simply starts in its colour.
-        covers = self._field_covers_canvas(zoom)
-        ok, gfx_x, gfx_y, gfx_start, colors = _gfx_scene(
-            *arrays, self._road_rgb, field_pixel, grass, not covers, *view)
-        if not ok:
-            return None
-        background = field_pixel if covers else 0  # 0: the reference's fresh Surface
-
-        car = self._car_pixels(view)
+        car = self._car_description()
         text = self._text_pixels(f"{self.reward:04.0f}")
-        if text is None or car is None:
+        if field_pixel is None or grass is None or car is None or text is None:
             return None
-        return raster.render_state_frame(
-            gfx_x, gfx_y, gfx_start, colors, *car, *self._hud_pixels(),
-            *text, WINDOW_W, WINDOW_H, STATE_W, STATE_H, background,
+        # The background square first (clip=False: always drawn). When it covers the
+        # canvas with its outline off it (see _render_road), the canvas simply starts in
+        # its colour (else -1: drawn on a zeroed canvas, the reference's fresh Surface).
+        background = field_pixel if self._field_covers_canvas(zoom) else -1
+        description, bodies, addresses = car
+        ok, frame = car_racing_state.state_frame(
+            road, self._road_rgb, field_pixel, grass, background, *_view(angle, zoom, translation),
+            description, addresses, *self._car_state(bodies, addresses), self._hud_state(), *text,
         )
+        return frame if ok else None
 
     def _score_text(self, text: str) -> pygame.Surface:
         """``font.render(text, ...)`` as the reference does it, memoised.
@@ -739,11 +595,13 @@ class FastCarRacing(CarRacing):
 
         assert self.car is not None
         # computing transformations (verbatim: same float operations)
-        angle = -self.car.hull.angle
+        # Not in the reference: the hull's position and angle read once (_hull_pose).
+        hull_x, hull_y, hull_angle = self._hull_pose()
+        angle = -hull_angle
         # Animating first second zoom.
         zoom = 0.1 * SCALE * max(1 - self.t, 0) + ZOOM * SCALE * min(self.t, 1)
-        scroll_x = -(self.car.hull.position[0]) * zoom
-        scroll_y = -(self.car.hull.position[1]) * zoom
+        scroll_x = -(hull_x) * zoom
+        scroll_y = -(hull_y) * zoom
         trans = pygame.math.Vector2((scroll_x, scroll_y)).rotate_rad(angle)
         trans = (WINDOW_W / 2 + trans[0], WINDOW_H / 4 + trans[1])
 

@@ -31,6 +31,8 @@ from gymnasium.envs.box2d.car_dynamics import Car
 from gymnasium.envs.box2d.car_racing import CarRacing
 
 import envs.car_racing_audit as audit
+from envs import box2d_memory
+import envs.car_racing_state as state
 import envs.fast_car_racing as fcr
 from envs.car_physics import FastCar, _axes, _sign
 from envs.fast_car_racing import FastCarRacing
@@ -330,6 +332,16 @@ def test_wheel_axes_are_box2ds_world_vectors():
     env.close()
 
 
+def test_identical_with_bodies_read_through_pybox2d(monkeypatch):
+    # Where Box2D's memory layout is not the one envs.box2d_memory reads, the car is read
+    # through pybox2d: the same frames and the same car.
+    monkeypatch.setattr(box2d_memory, "_readable", False)
+    with _env_pair() as (_, fast):
+        fast.reset(seed=0)
+        assert fast.car.memory() is None and fast._car_description()[2].shape == (0,)
+    _run_side_by_side(_random_continuous, 4, 300)
+
+
 @pytest.mark.slow
 def test_identical_discrete():
     stats = _run_side_by_side(_random_discrete, 4, 1000, continuous=False)
@@ -397,10 +409,10 @@ def test_indicator_panel_covers_the_culled_rows():
             env.surf.fill(background)
             env._render_indicators(fcr.WINDOW_W, fcr.WINDOW_H)
             pixels = pygame.surfarray.array3d(env.surf)  # (x, y, rgb)
-            panels.append(pixels[:, fcr.WINDOW_H - fcr._PANEL_ROWS :, :])
+            panels.append(pixels[:, fcr.WINDOW_H - state._PANEL_ROWS :, :])
     finally:
         env.close()
-    assert panels[0].shape[1] == fcr._PANEL_ROWS
+    assert panels[0].shape[1] == state._PANEL_ROWS
     assert np.array_equal(panels[0], panels[1])
 
 
@@ -410,9 +422,9 @@ def _keeps_a_pixel(x, y):
     grown = fcr.MAX_SHAPE_DIM
     inside = any(-grown <= vx <= fcr.WINDOW_W + grown and -grown <= vy <= fcr.WINDOW_H + grown
                  for vx, vy in zip(x, y))
-    margin = fcr._CULL_MARGIN
+    margin = state._CULL_MARGIN
     return inside and (max(x) >= -margin and min(x) <= fcr.WINDOW_W - 1 + margin
-                       and max(y) >= fcr._PANEL_ROWS - margin and min(y) <= fcr.WINDOW_H - 1 + margin)
+                       and max(y) >= state._PANEL_ROWS - margin and min(y) <= fcr.WINDOW_H - 1 + margin)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -431,7 +443,7 @@ def test_cull_keeps_exactly_the_polygons_whose_vertices_reach_the_view(seed):
         centre = rng.uniform(-250.0, 250.0, size=2)  # world point shown at (W/2, H/4)
         shift = pygame.math.Vector2(tuple(-centre * zoom)).rotate_rad(angle)
         translation = (fcr.WINDOW_W / 2 + shift[0], fcr.WINDOW_H / 4 + shift[1])
-        kept, px, py = fcr._cull(poly_x, poly_y, centre_x, centre_y, radius, *fcr._view(angle, zoom, translation))
+        kept, px, py = state._cull(poly_x, poly_y, centre_x, centre_y, radius, *fcr._view(angle, zoom, translation))
         want, want_x, want_y = [], [], []
         for i in range(poly_x.shape[0]):
             vertices = [pygame.math.Vector2((float(a), float(b))).rotate_rad(angle) for a, b in zip(poly_x[i], poly_y[i])]
@@ -450,14 +462,14 @@ def test_road_colours_pack_as_the_reference_truncates_them():
     # XRGB pixel is plain packing. Anything else must send the frame to pygame (empty).
     rng = np.random.default_rng(3)
     rgb = np.concatenate([rng.uniform(0.0, 256.0, size=(40, 3)), [[0.0, 255.999, 102.0], [255.0, 0.5, 1e-300], [-0.5, -1e-9, 7.0]]])
-    packed = fcr._pack_road_colors(0x123456, 0x66E666, 5, rgb)
+    packed = state._pack_road_colors(0x123456, 0x66E666, 5, rgb)
     want = [0x123456] + [0x66E666] * 5 + [(int(r) << 16) | (int(g) << 8) | int(b) for r, g, b in rgb.tolist()]
     assert packed.tolist() == want
     for bad in (256.0, -1.0, -3.5, np.nan, np.inf):
         odd = rgb.copy()
         odd[7, 1] = bad
-        assert fcr._pack_road_colors(0, 0, 2, odd).shape == (0,)
-    assert fcr._pack_road_colors(7, 9, 1, np.empty((0, 3))).tolist() == [7, 9]
+        assert state._pack_road_colors(0, 0, 2, odd).shape == (0,)
+    assert state._pack_road_colors(7, 9, 1, np.empty((0, 3))).tolist() == [7, 9]
 
 
 def test_fallback_when_gymnasium_changes(monkeypatch):
