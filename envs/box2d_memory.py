@@ -36,12 +36,15 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-__all__ = ["address", "body_transforms", "memory", "position_angle", "readable", "rotation_velocity"]
+__all__ = ["address", "body_transforms", "memory", "position_angle", "readable", "rotation_velocity",
+           "velocity_spin"]
 
 _SIZE = 76  # bytes up to and with m_angularVelocity
 _TRANSFORM = 12  # byte offset of m_xf
+_VELOCITY = 64  # byte offset of m_linearVelocity
 _POSITION_ANGLE = struct.Struct("=2f36xf")  # at 12: p.x, p.y; the sweep's angle (byte 56)
 _ROTATION_VELOCITY = struct.Struct("=2f36x2f")  # at 20: q.s, q.c; the velocity (byte 64)
+_VELOCITY_SPIN = struct.Struct("=3f")  # at 64: the linear velocity; the angular velocity
 _EVERYTHING = struct.Struct("=4f28xf4x3f")  # at 12: p, q; sweep.a; velocity, spin
 
 
@@ -67,6 +70,12 @@ def rotation_velocity(view) -> tuple[float, float, float, float]:
     """``(sin, cos, vx, vy)``: the body's ``transform.q`` and ``linearVelocity`` from its
     :func:`memory`."""
     return _ROTATION_VELOCITY.unpack_from(view, _TRANSFORM + 8)
+
+
+def velocity_spin(view) -> tuple[float, float, float]:
+    """``(vx, vy, spin)``: the body's ``linearVelocity`` and ``angularVelocity`` from its
+    :func:`memory`."""
+    return _VELOCITY_SPIN.unpack_from(view, _VELOCITY)
 
 
 @intrinsic
@@ -127,6 +136,7 @@ def readable() -> bool:
             ok &= _EVERYTHING.unpack_from(view, _TRANSFORM) == want
             ok &= position_angle(view) == (*body.position, body.angle)
             ok &= rotation_velocity(view) == (t.q.s, t.q.c, v.x, v.y)
+            ok &= velocity_spin(view) == (v.x, v.y, body.angularVelocity)
         transforms = np.zeros((len(bodies), 4), np.float32)
         _transforms_of(np.array([address(b) for b in bodies], np.int64), transforms)
         ok &= transforms.tolist() == [[b.transform.q.c, b.transform.q.s, *b.position] for b in bodies]

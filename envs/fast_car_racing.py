@@ -465,10 +465,15 @@ class FastCarRacing(CarRacing):
     def _hud_state(self):
         """``_render_indicators``' inputs as :func:`~envs.car_racing_scene.hud_polygons` takes them."""
         car = self.car
-        velocity = car.hull.linearVelocity
+        views = car.memory() if type(car) is FastCar else None
+        if views is None:
+            hull = car.hull
+            velocity = hull.linearVelocity
+            velocity_x, velocity_y, spin = float(velocity[0]), float(velocity[1]), float(hull.angularVelocity)
+        else:
+            velocity_x, velocity_y, spin = box2d_memory.velocity_spin(views[-1])
         omegas = np.array([w.omega for w in car.wheels], dtype=np.float64)
-        return (float(velocity[0]), float(velocity[1]), omegas,
-                float(car.wheels[0].joint.angle), float(car.hull.angularVelocity))
+        return velocity_x, velocity_y, omegas, float(car.wheels[0].joint.angle), spin
 
     def _text_pixels(self, text: str):
         """``(pixels (h, w) uint32 0xRRGGBB, x, y)`` the score blit writes, or None.

@@ -209,8 +209,22 @@ def logs(client, job_id: str) -> str:
         raise _translate(e, f"cannot get the logs of job {job_id}", job_id) from None
 
 
-def stop(client, job_id: str) -> bool:
-    """Ask the job to stop (SIGTERM, then SIGKILL); True if it was still running."""
+def _state(client, job_id: str) -> str:
+    """The job's status as a name: PENDING, RUNNING, SUCCEEDED, FAILED or STOPPED."""
+    return str(status(client, job_id).status).split(".")[-1]  # JobStatus.X -> X on any Ray version
+
+
+def stop(client, job_id: str, pending_timeout_s: float = 120.0, poll_s: float = 0.5) -> bool:
+    """Ask the job to stop (SIGTERM, then SIGKILL); True if it was still running.
+
+    A job still PENDING (its environment being set up) is first waited for, up to
+    ``pending_timeout_s`` seconds, until it runs or ends: Ray acknowledges a stop sent to a
+    pending job and may then start its entrypoint all the same (ray-project/ray#58353), which
+    then runs on, unseen, while the job reads STOPPED.
+    """
+    deadline = time.monotonic() + pending_timeout_s
+    while _state(client, job_id) == "PENDING" and time.monotonic() < deadline:
+        time.sleep(poll_s)
     try:
         return bool(client.stop_job(job_id))
     except _api_errors() as e:
@@ -232,8 +246,7 @@ def wait(client, job_id: str, timeout_s: float | None = None, poll_s: float = 1.
     """
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
-        state = str(status(client, job_id).status)
-        state = state.split(".")[-1]  # JobStatus.SUCCEEDED -> SUCCEEDED on any Ray version
+        state = _state(client, job_id)
         if state in TERMINAL:
             return state
         if deadline is not None and time.monotonic() > deadline:

@@ -51,6 +51,7 @@ def test_reads_equal_pybox2ds_accessors():
             t, v = body.transform, body.linearVelocity
             assert _bits(box2d_memory.position_angle(view)) == _bits((*body.position, body.angle)), step
             assert _bits(box2d_memory.rotation_velocity(view)) == _bits((t.q.s, t.q.c, v.x, v.y)), step
+            assert _bits(box2d_memory.velocity_spin(view)) == _bits((v.x, v.y, body.angularVelocity)), step
             assert _bits(row) == _bits((t.q.c, t.q.s, t.position.x, t.position.y)), step
         world.Step(1 / 50, 6, 2)
 

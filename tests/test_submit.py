@@ -189,6 +189,29 @@ def test_stop_ends_a_running_job(ray_head, tmp_path):
                              "print(cluster.wait(cluster.connect(sys.argv[1]), 'test-stop', timeout_s=60))"), address],
                             env=env, cwd=REPO, check=False, capture_output=True, text=True, timeout=90)
     assert waiter.stdout.strip() == "STOPPED", waiter.stdout + waiter.stderr
+    # ... and its processes are gone (Ray may report a job stopped while it was still pending
+    # and start it all the same: cluster.stop waits for it to start first). Ray sends
+    # SIGTERM, then SIGKILL after a few seconds.
+    run_dir = str(tmp_path / "r")
+    deadline = time.monotonic() + 30
+    while (left := _processes_mentioning(run_dir)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, f"the stopped job's processes still run: {left}"
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    """Command lines of live processes that contain ``text``, read from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                command = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                state = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if text in command and state[state.rindex(")") + 2] != "Z":
+                found.append(command.strip())
+    return found
 
 
 def test_entrypoint_keeps_home_paths_for_the_head_node():
