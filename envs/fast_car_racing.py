@@ -64,22 +64,17 @@ from envs import box2d_memory, car_racing_state
 from envs.car_racing_audit import fast_car_racing_available, raster_available
 from envs.car_physics import FastCar
 from envs.car_racing_scene import rotation, to_pixels
-from envs.car_racing_state import _FIELD, _GRASS, _N_GRASS, _REACH_PX, _cull
+from envs.car_racing_state import (
+    PLAYFIELD, STATE_H, STATE_W, WINDOW_H, WINDOW_W, _FIELD, _GRASS, _N_GRASS, _REACH_PX, _cull,
+)
 
 __all__ = ["FastCarRacing", "car_racing_class"]
 
 
-STATE_W = _reference.STATE_W
-STATE_H = _reference.STATE_H
 VIDEO_W = _reference.VIDEO_W
 VIDEO_H = _reference.VIDEO_H
-WINDOW_W = _reference.WINDOW_W
-WINDOW_H = _reference.WINDOW_H
 SCALE = _reference.SCALE
 ZOOM = _reference.ZOOM
-PLAYFIELD = _reference.PLAYFIELD
-GRASS_DIM = _reference.GRASS_DIM
-MAX_SHAPE_DIM = _reference.MAX_SHAPE_DIM
 
 
 def _view(angle, zoom, translation):

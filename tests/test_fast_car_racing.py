@@ -419,7 +419,7 @@ def test_indicator_panel_covers_the_culled_rows():
 def _keeps_a_pixel(x, y):
     """The cull's test for one polygon's pixel vertices, written out: a vertex inside the
     canvas grown by MAX_SHAPE_DIM (the reference's own test) and a box reaching the kept area."""
-    grown = fcr.MAX_SHAPE_DIM
+    grown = state.MAX_SHAPE_DIM
     inside = any(-grown <= vx <= fcr.WINDOW_W + grown and -grown <= vy <= fcr.WINDOW_H + grown
                  for vx, vy in zip(x, y))
     margin = state._CULL_MARGIN
