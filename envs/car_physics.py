@@ -93,6 +93,11 @@ class FastCar(Car):
             self._views = views = None if None in views else views
         return views
 
+    def destroy(self):
+        """The reference's ``destroy``; the bodies' memory is gone, so their views are dropped."""
+        super().destroy()
+        self._views = None
+
     def steer(self, s):
         """The front wheels' steering target, -1..1 (the reference's ``steer``, given a float)."""
         super().steer(float(s))

@@ -60,3 +60,18 @@ def test_views_are_read_only():
     world, bodies = _random_bodies(np.random.default_rng(0), 1)
     view = box2d_memory.memory(bodies[0])
     assert view.readonly and view.nbytes == box2d_memory._SIZE
+
+
+def test_a_destroyed_car_keeps_no_views():
+    # reset() destroys the old car's bodies: its views must not be read again.
+    from envs.fast_car_racing import FastCarRacing
+
+    env = FastCarRacing()
+    try:
+        env.reset(seed=0)
+        old = env.car
+        assert old.memory() is not None
+        env.reset(seed=1)
+        assert old.memory() is None and env.car.memory() is not None
+    finally:
+        env.close()
