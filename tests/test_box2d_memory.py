@@ -12,6 +12,7 @@ import struct
 
 import Box2D
 import numpy as np
+import pytest
 
 from envs import box2d_memory
 
@@ -75,3 +76,13 @@ def test_a_destroyed_car_keeps_no_views():
         assert old.memory() is None and env.car.memory() is not None
     finally:
         env.close()
+
+
+def test_another_layout_falls_back_to_pybox2d_with_a_warning(monkeypatch):
+    # Where the check fails (another Box2D build), nothing is read from memory.
+    monkeypatch.setattr(box2d_memory, "_readable", None)
+    monkeypatch.setattr(box2d_memory, "_layout_matches", lambda: False)
+    with pytest.warns(RuntimeWarning, match="through pybox2d"):
+        assert not box2d_memory.readable()
+    world, bodies = _random_bodies(np.random.default_rng(1), 1)
+    assert box2d_memory.memory(bodies[0]) is None
