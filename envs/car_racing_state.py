@@ -7,7 +7,8 @@ pixels; :func:`state_frame` culls the road (:func:`_cull`), places the car and t
 (:mod:`envs.car_racing_scene`) and rasterises the frame (:mod:`envs.car_racing_raster`)
 without coming back to Python. The preparation used to be three compiled calls from Python
 whose ~13 result arrays were boxed into NumPy arrays only to be unboxed again by the
-raster's call: one call is 0.95-0.98x a FastCarRacing step (paired, random driving).
+raster's call: one call is 0.92-0.99x a FastCarRacing step (median 0.97; paired, random
+driving).
 
 :func:`raster_arguments` gives what the raster is called with, for the benchmarks that time
 the raster alone on recorded frames.
