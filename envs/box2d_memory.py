@@ -56,8 +56,10 @@ def address(body) -> int:
 def memory(body) -> memoryview | None:
     """A read-only view of ``body``'s first bytes (see the module docstring), or None where
     the layout is not the one checked (:func:`readable`)."""
-    if not readable():
-        return None
+    return _view(body) if readable() else None
+
+
+def _view(body) -> memoryview:
     return memoryview((ctypes.c_char * _SIZE).from_address(address(body))).toreadonly()
 
 
@@ -146,7 +148,7 @@ def _layout_matches() -> bool:
         bodies.append(body)
     ok = True
     for body in bodies:
-        view = memoryview((ctypes.c_char * _SIZE).from_address(address(body))).toreadonly()
+        view = _view(body)
         t, v = body.transform, body.linearVelocity
         want = (t.position.x, t.position.y, t.q.s, t.q.c, body.angle, v.x, v.y, body.angularVelocity)
         ok &= _EVERYTHING.unpack_from(view, _TRANSFORM) == want

@@ -104,6 +104,7 @@ _FIELD = np.array(
 )
 _N_GRASS = _GRASS.shape[0]
 
+
 @njit(inline="always")
 def _box_reaches_kept_area(min_x, max_x, min_y, max_y):
     """Whether the pixel box [min_x, max_x] x [min_y, max_y] comes within _CULL_MARGIN of the
@@ -155,7 +156,6 @@ def _cull(poly_x, poly_y, centre_x, centre_y, radius, rotation, zoom, translatio
             keep[kept] = i
             kept += 1
     return keep[:kept], px[:kept], py[:kept]
-
 
 
 @njit(cache=True)

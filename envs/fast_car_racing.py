@@ -300,22 +300,27 @@ class FastCarRacing(CarRacing):
         poly_x, poly_y, centre_x, centre_y, radius = arrays
         return _cull(poly_x, poly_y, centre_x, centre_y, radius, *view)
 
+    def _car_views(self):
+        """The car's bodies' memory views (:meth:`FastCar.memory`), or None to read them
+        through pybox2d (also for a car that is not a FastCar)."""
+        car = self.car
+        return car.memory() if type(car) is FastCar else None
+
     def _hull_pose(self):
         """The hull's ``(x, y, angle)``, its ``position`` and ``angle``: read from its memory
         where :mod:`envs.box2d_memory` can (the same floats, without SWIG proxies)."""
-        car = self.car
-        views = car.memory() if type(car) is FastCar else None
+        views = self._car_views()
         if views is None:
-            hull = car.hull
+            hull = self.car.hull
             x, y = hull.position
             return x, y, hull.angle
         return box2d_memory.position_angle(views[-1])
 
-    def _field_covers_canvas(self, zoom) -> bool:
+    def _field_covers_canvas(self, zoom, car_x, car_y) -> bool:
         """Whether the background square contains everything within reach of
-        the car: it then covers the canvas, its anti-aliased outline at least
-        _FILL_MARGIN px outside, and filling the canvas with its colour is exact."""
-        car_x, car_y, _ = self._hull_pose()
+        the car (the hull at ``car_x, car_y``): it then covers the canvas, its
+        anti-aliased outline at least _FILL_MARGIN px outside, and filling the
+        canvas with its colour is exact."""
         reach = _REACH_PX / zoom
         return abs(car_x) + reach <= PLAYFIELD and abs(car_y) + reach <= PLAYFIELD
 
@@ -342,7 +347,7 @@ class FastCarRacing(CarRacing):
         # Background square (drawn with clip=False by the reference). If it
         # contains everything within reach of the car, it covers the canvas
         # with its outline >= _FILL_MARGIN px outside: a plain fill is exact.
-        if self._field_covers_canvas(zoom):
+        if self._field_covers_canvas(zoom, *self._hull_pose()[:2]):
             surface.fill(self._fill_pixel(surface, self.bg_color))
         else:  # start zoom or near the edge: zero like a fresh Surface, draw
             surface.fill(0)
@@ -460,7 +465,7 @@ class FastCarRacing(CarRacing):
     def _hud_state(self):
         """``_render_indicators``' inputs as :func:`~envs.car_racing_scene.hud_polygons` takes them."""
         car = self.car
-        views = car.memory() if type(car) is FastCar else None
+        views = self._car_views()
         if views is None:
             hull = car.hull
             velocity = hull.linearVelocity
@@ -502,7 +507,7 @@ class FastCarRacing(CarRacing):
         self._last_text = (key, answer)
         return answer
 
-    def _state_frame(self, zoom, translation, angle):
+    def _state_frame(self, zoom, translation, angle, hull_position):
         """The state observation, computed by car_racing_state; None if it can't.
 
         Gathers what the reference draws (background square, grass and road via
@@ -511,7 +516,7 @@ class FastCarRacing(CarRacing):
         :func:`~envs.car_racing_state.state_frame` computes the same float vertices
         and the 96x96 frame from them without a canvas. None (draw with pygame
         instead) for a polygon, colour or text the raster cannot reproduce (unknown
-        track layout, alpha).
+        track layout, alpha). ``hull_position``: the hull's ``(x, y)`` as ``_render`` read it.
         """
         road = self._polygon_arrays()
         if road is None:
@@ -528,7 +533,7 @@ class FastCarRacing(CarRacing):
         # The background square first (clip=False: always drawn). When it covers the
         # canvas with its outline off it (see _render_road), the canvas simply starts in
         # its colour (else -1: drawn on a zeroed canvas, the reference's fresh Surface).
-        background = field_pixel if self._field_covers_canvas(zoom) else -1
+        background = field_pixel if self._field_covers_canvas(zoom, *hull_position) else -1
         description, bodies, addresses = car
         ok, frame = car_racing_state.state_frame(
             road, self._road_rgb, field_pixel, grass, background, *_view(angle, zoom, translation),
@@ -608,7 +613,7 @@ class FastCarRacing(CarRacing):
         # Not in the reference: the state frame without a canvas (self.surf
         # is then not updated; nothing reads it in this mode).
         if mode == "state_pixels" and self._raster_ok():
-            frame = self._state_frame(zoom, trans, angle)
+            frame = self._state_frame(zoom, trans, angle, (hull_x, hull_y))
             if frame is not None:
                 return frame
 
