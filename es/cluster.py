@@ -209,9 +209,14 @@ def logs(client, job_id: str) -> str:
         raise _translate(e, f"cannot get the logs of job {job_id}", job_id) from None
 
 
-def _state(client, job_id: str) -> str:
-    """The job's status as a name: PENDING, RUNNING, SUCCEEDED, FAILED or STOPPED."""
-    return str(status(client, job_id).status).split(".")[-1]  # JobStatus.X -> X on any Ray version
+def state_name(job_status) -> str:
+    """A `JobStatus` as its name: PENDING, RUNNING, SUCCEEDED, FAILED or STOPPED."""
+    return str(job_status).split(".")[-1]  # JobStatus.X -> X on any Ray version
+
+
+def state(client, job_id: str) -> str:
+    """The job's status as a name (see state_name)."""
+    return state_name(status(client, job_id).status)
 
 
 def stop(client, job_id: str, pending_timeout_s: float = 120.0, poll_s: float = 0.5) -> bool:
@@ -223,7 +228,7 @@ def stop(client, job_id: str, pending_timeout_s: float = 120.0, poll_s: float = 
     then runs on, unseen, while the job reads STOPPED.
     """
     deadline = time.monotonic() + pending_timeout_s
-    while _state(client, job_id) == "PENDING" and time.monotonic() < deadline:
+    while state(client, job_id) == "PENDING" and time.monotonic() < deadline:
         time.sleep(poll_s)
     try:
         return bool(client.stop_job(job_id))
@@ -246,11 +251,11 @@ def wait(client, job_id: str, timeout_s: float | None = None, poll_s: float = 1.
     """
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
-        state = _state(client, job_id)
-        if state in TERMINAL:
-            return state
+        now = state(client, job_id)
+        if now in TERMINAL:
+            return now
         if deadline is not None and time.monotonic() > deadline:
-            raise ClusterError(f"job {job_id} is still {state} after {timeout_s:.0f} s")
+            raise ClusterError(f"job {job_id} is still {now} after {timeout_s:.0f} s")
         time.sleep(poll_s)
 
 

@@ -101,19 +101,22 @@ def main(argv=None) -> int:
         client = cluster.connect(address)
         if args.status:
             info = cluster.status(client, args.status)
-            state = str(info.status).split(".")[-1]
+            state = cluster.state_name(info.status)
             print(f"{args.status}: {state}" + (f" ({info.message})" if info.message else ""))
             return 0
         if args.logs:
             sys.stdout.write(cluster.logs(client, args.logs))
             return 0
         if args.stop:
+            if cluster.state(client, args.stop) == "PENDING":
+                print(f"{args.stop} is still starting: waiting for it to run before stopping it "
+                      "(Ray can lose a stop sent earlier)", file=sys.stderr)
             running = cluster.stop(client, args.stop)
             print(f"{args.stop}: {'stop requested' if running else 'was not running'}")
             return 0
         if args.list:
             for info in cluster.list_jobs(client):
-                state = str(info.status).split(".")[-1]
+                state = cluster.state_name(info.status)
                 print(f"{info.submission_id or info.job_id}  {state:9s}  {info.entrypoint}")
             return 0
 
