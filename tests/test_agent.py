@@ -7,11 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
+from numba import njit
 
 from hebbian.agent import (AgentConfig, AgentProblem, BoxHead, CarRacingHead, DiscreteHead, ParamSpec, Policy,
                            episode_seeds)
 from hebbian.encoders import make_encoder
 from hebbian.encoders.cnn import PaperCNN
+from hebbian.portable_math import fma32, tanh32_array
 
 
 def torch_paper_cnn(frame, flat):
@@ -35,6 +37,48 @@ def test_cnn_matches_torch(seed, scale):
     cnn.set_params(flat)
     # float32 sums of up to 150 products of size ~scale: error grows with the scale.
     np.testing.assert_allclose(cnn.encode(frame), torch_paper_cnn(frame, flat), rtol=1e-5, atol=5e-6 * max(1.0, scale))
+
+
+@njit
+def _fma_conv(x, w, stride):
+    """(C, H, W) x (O, C, K, K) -> (O, Ho, Wo), no padding: each output one running sum from
+    +0.0 over (c, ky, kx) in C order, each step a fused multiply-add, one output at a time."""
+    n_out, n_in, k = w.shape[0], w.shape[1], w.shape[2]
+    ho, wo = (x.shape[1] - k) // stride + 1, (x.shape[2] - k) // stride + 1
+    out = np.empty((n_out, ho, wo), np.float32)
+    for o in range(n_out):
+        for y in range(ho):
+            for z in range(wo):
+                s = np.float32(0.0)
+                for c in range(n_in):
+                    for ky in range(k):
+                        for kx in range(k):
+                            s = fma32(w[o, c, ky, kx], x[c, y * stride + ky, z * stride + kx], s)
+                out[o, y, z] = s
+    return out
+
+
+def _pool(x):
+    n, h, w = x.shape
+    return x[:, : h // 2 * 2, : w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2).max(axis=(2, 4))
+
+
+@pytest.mark.parametrize("seed, scale", [(0, 0.05), (1, 0.3), (2, 2.0), (3, 20.0)])
+def test_cnn_is_the_plain_fused_convolution_bit_for_bit(seed, scale):
+    # The kernels' arithmetic as the cnn module states it, written one output at a time in
+    # the order of torch's layers (conv, tanh, pool): every bit the same, whatever the
+    # blocking, vector width and pooling-before-tanh of the kernels.
+    rng = np.random.default_rng(seed)
+    flat = rng.uniform(-scale, scale, PaperCNN.num_params).astype(np.float32)
+    cnn = PaperCNN()
+    cnn.set_params(flat)
+    w1, w2 = flat[:162].reshape(6, 3, 3, 3), flat[162:].reshape(8, 6, 5, 5)
+    frames = [rng.random((3, 84, 84), dtype=np.float32),
+              (rng.integers(0, 256, (3, 84, 84)) / np.float32(255)).astype(np.float32), np.zeros((3, 84, 84), np.float32)]
+    for frame in frames:
+        hidden = _pool(tanh32_array(_fma_conv(frame, w1, 1)))
+        expected = _pool(tanh32_array(_fma_conv(hidden, w2, 2))).reshape(-1)
+        assert np.array_equal(cnn.encode(frame).view(np.uint32), expected.view(np.uint32))
 
 
 def test_cnn_uses_the_flat_vector_as_a_view():
