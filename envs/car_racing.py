@@ -284,9 +284,9 @@ _I64 = ir.IntType(64)
 
 
 @intrinsic
-def _column_block(typingctx, row, line, block, plane, w0, w1, scale):
+def _column_block(typingctx, row, line, block, offset, plane, w0, w1, scale):
     """One column block of the 3-channel area resize (see _column_block_weights) as vector code:
-    ``line[c * plane + 7 * block + m] = (w0[m] * row[3 (8 block + m) + c]
+    ``line[offset + c * plane + 7 * block + m] = (w0[m] * row[3 (8 block + m) + c]
     + w1[m] * row[3 (8 block + m + 1) + c]) * scale`` for the channels c and m = 0..7 (lane 7
     is a throwaway the next block overwrites).
 
@@ -297,12 +297,12 @@ def _column_block(typingctx, row, line, block, plane, w0, w1, scale):
     scalar loop's: products and sums of whole numbers below 2**24, exact, then one rounding.
     """
     vector = types.Array(types.float32, 1, "C")
-    if not (row == line == w0 == w1 == vector and block == plane == types.int64 and scale == types.float32):
+    if not (row == line == w0 == w1 == vector and block == offset == plane == types.int64 and scale == types.float32):
         return None  # the IR below reads and writes float32 memory with int64 offsets, nothing else
-    sig = types.void(row, line, block, plane, w0, w1, scale)
+    sig = types.void(row, line, block, offset, plane, w0, w1, scale)
 
     def codegen(context, builder, signature, args):
-        row_v, line_v, block_v, plane_v, w0_v, w1_v, scale_v = args
+        row_v, line_v, block_v, offset_v, plane_v, w0_v, w1_v, scale_v = args
 
         def data(index, value):
             return context.make_array(signature.args[index])(context, builder, value).data
@@ -314,12 +314,12 @@ def _column_block(typingctx, row, line, block, plane, w0, w1, scale):
         base = builder.mul(block_v, ir.Constant(_I64, 24))
         low = builder.load(vector_at(row_p, base, 16), align=4)
         high = builder.load(vector_at(row_p, builder.add(base, ir.Constant(_I64, 16)), 16), align=4)
-        left_w = builder.load(vector_at(data(4, w0_v), ir.Constant(_I64, 0), 8), align=4)
-        right_w = builder.load(vector_at(data(5, w1_v), ir.Constant(_I64, 0), 8), align=4)
+        left_w = builder.load(vector_at(data(5, w0_v), ir.Constant(_I64, 0), 8), align=4)
+        right_w = builder.load(vector_at(data(6, w1_v), ir.Constant(_I64, 0), 8), align=4)
         v8 = ir.VectorType(_F32, 8)
         one = builder.insert_element(ir.Constant(v8, None), scale_v, ir.Constant(_I32, 0))
         scales = builder.shuffle_vector(one, ir.Constant(v8, None), ir.Constant(ir.VectorType(_I32, 8), [0] * 8))
-        first_out = builder.mul(block_v, ir.Constant(_I64, 7))
+        first_out = builder.add(offset_v, builder.mul(block_v, ir.Constant(_I64, 7)))
         for c in range(3):
             lanes = ir.VectorType(_I32, 8)
             left = builder.shuffle_vector(low, high, ir.Constant(lanes, [3 * m + c for m in range(8)]))
@@ -370,22 +370,34 @@ def _area_resize_uint8(src, first_r, weights_r, first_c, weights_c, scale, block
     for b in range(n_frames):
         for i in range(t_rows):
             start = np.uint64((b * height + first_r[i]) * n)
-            w = weights_r[i, 0]
-            for x in range(np.uint64(n)):
-                row[x] = w * np.float32(flat[start + x])
-            for k in range(1, k_rows):
-                tap = start + np.uint64(k * n)
-                w = weights_r[i, k]
+            if k_rows == 2:  # one pass for both taps (whole numbers: the same sums as two)
+                w0 = weights_r[i, 0]
+                w1 = weights_r[i, 1]
+                tap = start + np.uint64(n)
                 for x in range(np.uint64(n)):
-                    row[x] += w * np.float32(flat[tap + x])
+                    row[x] = w0 * np.float32(flat[start + x]) + w1 * np.float32(flat[tap + x])
+            else:
+                w = weights_r[i, 0]
+                for x in range(np.uint64(n)):
+                    row[x] = w * np.float32(flat[start + x])
+                for k in range(1, k_rows):
+                    tap = start + np.uint64(k * n)
+                    w = weights_r[i, k]
+                    for x in range(np.uint64(n)):
+                        row[x] += w * np.float32(flat[tap + x])
             o = np.uint64((b * channels * t_rows + i) * t_cols)
             if blocks:
-                for block in range(t_cols // 7):
-                    _column_block(row, line, block, line_plane, block_w0, block_w1, scale)
+                # Straight into the output: a block's 8th lane lands on the next block's first
+                # pixel, written next. The row's last block would spill into the next row
+                # (already written at a plane's last row), so it goes through `line`.
+                last = t_cols // 7 - 1
+                for block in range(last):
+                    _column_block(row, planes, block, np.int64(o), np.int64(plane), block_w0, block_w1, scale)
+                _column_block(row, line, last, 0, line_plane, block_w0, block_w1, scale)
                 for c in range(3):
-                    oc = o + np.uint64(c) * plane
-                    lc = np.uint64(c * line_plane)
-                    for j in range(np.uint64(t_cols)):
+                    oc = o + np.uint64(c) * plane + np.uint64(7 * last)
+                    lc = np.uint64(c * line_plane + 7 * last)
+                    for j in range(np.uint64(7)):
                         planes[oc + j] = line[lc + j]
             elif channels == 3 and k_cols == 2:
                 for j in range(np.uint64(t_cols)):

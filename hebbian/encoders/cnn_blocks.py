@@ -27,81 +27,22 @@ a time). A CPU without FMA instructions gets the library's correctly rounded `fm
 """
 from __future__ import annotations
 
-import llvmlite.binding as llvm
-from llvmlite import ir
 from numba import types
-from numba.core import cgutils, config
 from numba.extending import intrinsic
 
+from hebbian.vector_ir import FLAT_F32, LANES, VectorCode
 
-def _vector_lanes() -> int:
-    """16 float32 lanes where Numba compiles for AVX-512 (32 vector registers), else 8.
-
-    Numba compiles for NUMBA_CPU_NAME / NUMBA_CPU_FEATURES when they are set (a generic
-    build for a mixed cluster, say), else for this CPU."""
-    if config.CPU_FEATURES is not None:
-        features = config.CPU_FEATURES
-    elif config.CPU_NAME is not None and config.CPU_NAME != "host":
-        features = ""  # a named CPU without a feature list: do not assume AVX-512
-    else:
-        features = llvm.get_host_cpu_features().flatten()
-    return 16 if "+avx512f" in features.split(",") else 8
-
-
-LANES = _vector_lanes()
 CONV2_GROUP = 8 if LANES == 16 else 4  # conv2 output channels per block: 2 sums each, all in registers
-
-_F32 = ir.FloatType()
-_I32 = ir.IntType(32)
-_I64 = ir.IntType(64)
-_VEC = ir.VectorType(_F32, LANES)
 
 # conv1 (6, 3, 3, 3) and the frame layout it reads (see hebbian.encoders.cnn).
 _SIDE = 84
 _PLANE = _SIDE * _SIDE
 _CONV1_OUT = 6
-_CONV2_IN, _CONV2_OUT = 6, 8
-
-
-class _Block:
-    """IR helpers over one intrinsic's arguments: data pointers, vector loads and stores,
-    broadcast weights, fused multiply-adds."""
-
-    def __init__(self, context, builder, signature, args):
-        self.builder = builder
-        self.arrays = [context.make_array(t)(context, builder, v).data if isinstance(t, types.Array) else None
-                       for t, v in zip(signature.args, args)]
-        self.fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VEC, [_VEC] * 3),
-                                                  f"llvm.fma.v{LANES}f32")
-
-    def _at(self, pointer, offset):
-        offset = offset if isinstance(offset, ir.Value) else ir.Constant(_I64, offset)
-        return self.builder.bitcast(self.builder.gep(pointer, [offset]), ir.PointerType(_VEC))
-
-    def offset(self, start, constant):
-        return self.builder.add(start, ir.Constant(_I64, constant))
-
-    def load(self, pointer, offset):
-        return self.builder.load(self._at(pointer, offset), align=4)
-
-    def store(self, value, pointer, offset):
-        self.builder.store(value, self._at(pointer, offset), align=4)
-
-    def broadcast(self, pointer, index: int):
-        scalar = self.builder.load(self.builder.gep(pointer, [ir.Constant(_I64, index)]), align=4)
-        one = self.builder.insert_element(ir.Constant(_VEC, None), scalar, ir.Constant(_I32, 0))
-        return self.builder.shuffle_vector(one, ir.Constant(_VEC, None), ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
-
-    def fmadd(self, a, b, c):
-        return self.builder.call(self.fma, [a, b, c])
-
-    def max(self, a, b):
-        # Numba's max(a, b) on floats: b where b > a, else a.
-        return self.builder.select(self.builder.fcmp_ordered(">", b, a), b, a)
+_CONV2_IN = 6
 
 
 def _flat_f32(*arrays) -> bool:
-    return all(a == types.Array(types.float32, 1, "C") for a in arrays)
+    return all(a == FLAT_F32 for a in arrays)
 
 
 @intrinsic
@@ -118,24 +59,24 @@ def conv1_block(typingctx, x, w1, rowmax, base, col):
     sig = types.void(x, w1, rowmax, base, col)
 
     def codegen(context, builder, signature, args):
-        b = _Block(context, builder, signature, args)
+        b = VectorCode(context, builder, signature, args)
         x_p, w_p, out_p = b.arrays[0], b.arrays[1], b.arrays[2]
         start = builder.add(args[3], args[4])
-        zero = ir.Constant(_VEC, [0.0] * LANES)
+        zero = b.zeros()
         top, bottom = [zero] * _CONV1_OUT, [zero] * _CONV1_OUT
         for ch in range(3):
             for ky in range(3):
                 for kx in range(3):
                     # Input row 2 py + ky + r feeds output row 2 py + r; each weight is
                     # broadcast once and used for both rows.
-                    upper = b.load(x_p, b.offset(start, ch * _PLANE + ky * _SIDE + kx))
-                    lower = b.load(x_p, b.offset(start, ch * _PLANE + (ky + 1) * _SIDE + kx))
+                    upper = b.load(x_p, b.add(start, ch * _PLANE + ky * _SIDE + kx))
+                    lower = b.load(x_p, b.add(start, ch * _PLANE + (ky + 1) * _SIDE + kx))
                     for o in range(_CONV1_OUT):
                         w = b.broadcast(w_p, o * 27 + ch * 9 + ky * 3 + kx)
                         top[o] = b.fmadd(w, upper, top[o])
                         bottom[o] = b.fmadd(w, lower, bottom[o])
         for o in range(_CONV1_OUT):
-            b.store(b.max(top[o], bottom[o]), out_p, b.offset(args[4], o * 80))
+            b.store(b.max(top[o], bottom[o]), out_p, b.add(args[4], o * 80))
         return context.get_dummy_value()
 
     return sig, codegen
@@ -157,12 +98,12 @@ def conv2_block(typingctx, planes, w2, sums, group, p, run, plane, row):
     sig = types.void(planes, w2, sums, group, p, run, plane, row)
 
     def codegen(context, builder, signature, args):
-        b = _Block(context, builder, signature, args)
+        b = VectorCode(context, builder, signature, args)
         in_p, w_p, out_p = b.arrays[0], b.arrays[1], b.arrays[2]
         group_v, p_v, run_v, plane_v, row_v = args[3:]
-        zero = ir.Constant(_VEC, [0.0] * LANES)
+        zero = b.zeros()
         # The group's first weight pointer: w2 + group * CONV2_GROUP * 150.
-        w_group = builder.gep(w_p, [builder.mul(group_v, ir.Constant(_I64, CONV2_GROUP * 150))])
+        w_group = builder.gep(w_p, [b.mul(group_v, CONV2_GROUP * 150)])
         sums = [[zero, zero] for _ in range(CONV2_GROUP)]
         for ch in range(_CONV2_IN):
             for ky in range(5):
@@ -172,9 +113,7 @@ def conv2_block(typingctx, planes, w2, sums, group, p, run, plane, row):
                     rows = []
                     for y in (ky, ky + 2):
                         phase = (ch * 4 + y % 4) * 2 + kx % 2
-                        at = builder.add(builder.add(builder.mul(plane_v, ir.Constant(_I64, phase)), p_v),
-                                         builder.add(builder.mul(row_v, ir.Constant(_I64, y // 4)),
-                                                     ir.Constant(_I64, kx // 2)))
+                        at = b.add(b.mul(plane_v, phase), p_v, b.mul(row_v, y // 4), kx // 2)
                         rows.append(b.load(in_p, at))
                     for o in range(CONV2_GROUP):
                         w = b.broadcast(w_group, o * 150 + ch * 25 + ky * 5 + kx)
@@ -182,7 +121,7 @@ def conv2_block(typingctx, planes, w2, sums, group, p, run, plane, row):
                             sums[o][r] = b.fmadd(w, rows[r], sums[o][r])
         for o in range(CONV2_GROUP):
             for r in range(2):
-                at = builder.add(builder.mul(run_v, ir.Constant(_I64, o * 2 + r)), p_v)
+                at = b.add(b.mul(run_v, o * 2 + r), p_v)
                 b.store(sums[o][r], out_p, at)
         return context.get_dummy_value()
 
