@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import envs
-from envs.car_racing import _column_block_weights, area_resize, area_resize_matrix, area_resize_taps
+from envs.car_racing import PixelObservation, _column_block_weights, area_resize, area_resize_matrix, area_resize_taps
 
 GAS = np.array([0.0, 1.0, 0.0], dtype=np.float32)
 BRAKE = np.array([0.0, 0.0, 0.8], dtype=np.float32)
@@ -88,7 +88,7 @@ def test_uint8_resize_is_the_exact_mean_to_one_ulp_for_every_layout(size):
     expected = exact_area_mean(frames, size)
     ulp = np.spacing(expected.astype(np.float32))
 
-    one = area_resize(frames[0].transpose(2, 0, 1), size)  # what PixelObservation passes: a view, no copy
+    one = area_resize(frames[0].transpose(2, 0, 1), size)  # a channels-first view, no copy
     assert one.shape == (3, size, size) and one.dtype == np.float32 and one.flags.c_contiguous
     assert np.all(np.abs(one - expected[0]) <= ulp[0]) and one.max() == 1.0 and one.min() >= 0.0
     other = area_resize(frames[1].transpose(2, 0, 1), size)
@@ -116,6 +116,25 @@ def test_column_blocks_give_the_scalar_paths_numbers(width, size):
         assert np.array_equal(area_resize(frame.transpose(2, 0, 1), size), out)  # the env's one-frame path
         for c in range(3):
             assert np.array_equal(area_resize(np.ascontiguousarray(frame[:, :, c]), size), out[c])
+
+
+def test_pixel_observation_takes_any_frame_layout_with_the_same_numbers():
+    # The env's C-contiguous uint8 frame goes straight to the kernel; a strided view, another
+    # integer type or a float frame go through area_resize; the kernel's scratch is reused
+    # across calls, so a frame's numbers must not depend on the frames resized before it.
+    env = envs.make("CarRacing-v3", frame_size=84, neg_reward_limit=None)
+    wrapper = env
+    while not isinstance(wrapper, PixelObservation):
+        wrapper = wrapper.env
+    rng = np.random.default_rng(4)
+    frames = rng.integers(0, 256, (3, 96, 96, 3), dtype=np.uint8)
+    expected = [area_resize(frame.transpose(2, 0, 1), 84) for frame in frames]
+    for frame, want in zip(frames[::-1], expected[::-1]):
+        assert np.array_equal(wrapper.observation(frame), want)
+        flipped = frame[::-1]
+        assert np.array_equal(wrapper.observation(flipped), area_resize(np.ascontiguousarray(flipped).transpose(2, 0, 1), 84))
+        np.testing.assert_allclose(wrapper.observation(frame.astype(np.float32) / 255), want, atol=2e-7)
+    env.close()
 
 
 def test_column_blocks_only_where_the_taps_repeat_every_7_of_8():
