@@ -52,17 +52,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hebbian.encoders.cnn_blocks import CONV2_GROUP, LANES, conv1_block, conv2_block
+from hebbian.encoders.cnn_blocks import CONV1_COLS, CONV2_GROUP, LANES, SIDE, conv1_block, conv2_block
 from hebbian.portable_math import tanh32_inplace
 
 CONV1_SHAPE = (6, 3, 3, 3)
 CONV2_SHAPE = (8, 6, 5, 5)
 
 # Layout constants of the kernels (see the module docstring).
-_SIDE = 84                     # input frame side
-_PLANE = _SIDE * _SIDE         # one input channel, flat
 _POOL1 = 39                    # pooled conv1 rows and columns that conv2's kept outputs read (of 41)
-_COLS1 = 80                    # conv1 columns computed per row: 78 needed, whole vectors of 8 or 16
 _PH_W, _PH_H = 20, 10          # a phase plane: (y // 4, x // 2) of the used 39 x 39 pooled map
 _PH = _PH_W * _PH_H
 _CONV2_RUN = -(-178 // LANES) * LANES  # flat conv2 positions per row parity: the 178 kept ones, in whole vectors
@@ -83,7 +80,7 @@ class PaperCNN:
         # The pooled conv1 map as phase planes (6, 4, 2, 10 * 20), flat with a short tail;
         # entries no pooled value maps to stay 0 (tanh(0) = 0) and feed no kept output.
         self._planes = np.zeros(6 * 8 * _PH + _PH_PAD, dtype=np.float32)
-        self._rowmax = np.zeros(6 * _COLS1, dtype=np.float32)  # conv1: max of a row pair per channel
+        self._rowmax = np.zeros(6 * CONV1_COLS, dtype=np.float32)  # conv1: max of a row pair per channel
         self._sums = np.zeros((2 * CONV2_GROUP, _CONV2_RUN), dtype=np.float32)  # conv2: a group's channels x 2 row parities
         self._out = np.zeros(self.num_features, dtype=np.float32)
 
@@ -128,21 +125,21 @@ def _conv1_pool(x, w1, planes, rowmax):
 
     x: (3, 84, 84) float32, C-contiguous. w1: (6, 3, 3, 3). planes: flat (6 * 8 * 200 + pad,),
     pooled value (o, py, px) written at ((o * 4 + py % 4) * 2 + px % 2) * 200 + (py // 4) * 20
-    + px // 2. rowmax: (6 * 80,) scratch, the row pair's maximum per channel and column
+    + px // 2. rowmax: (6 * CONV1_COLS,) scratch, the row pair's maximum per channel and column
     (`conv1_block`, all 6 channels of `LANES` columns at a time).
     """
     xf = x.reshape(-1)
     wf = w1.reshape(-1)
     for py in range(_POOL1):
-        base = 2 * py * _SIDE
-        for col in range(0, _COLS1, LANES):
+        base = 2 * py * SIDE
+        for col in range(0, CONV1_COLS, LANES):
             conv1_block(xf, wf, rowmax, base, col)
         # Column pooling, by column parity: pooled column px = 2 n + parity goes to plane
         # (o, py % 4, parity), row py // 4, column n (a stride-4 read, vectorised).
         for o in range(6):
             for parity in range(2):
                 dst = ((o * 4 + py % 4) * 2 + parity) * _PH + (py // 4) * _PH_W
-                src = o * _COLS1 + 2 * parity
+                src = o * CONV1_COLS + 2 * parity
                 for n in range(20 - parity):
                     planes[dst + n] = max(rowmax[src + 4 * n], rowmax[src + 4 * n + 1])
 

@@ -34,9 +34,11 @@ from hebbian.vector_ir import FLAT_F32, LANES, VectorCode
 
 CONV2_GROUP = 8 if LANES == 16 else 4  # conv2 output channels per block: 2 sums each, all in registers
 
-# conv1 (6, 3, 3, 3) and the frame layout it reads (see hebbian.encoders.cnn).
-_SIDE = 84
-_PLANE = _SIDE * _SIDE
+# The frame conv1 reads, (3, 84, 84) flat, and the columns it computes per output row: the
+# 78 that conv2's kept outputs need, in whole vectors of 8 or 16 (see hebbian.encoders.cnn).
+SIDE = 84
+CONV1_COLS = 80
+_PLANE = SIDE * SIDE
 _CONV1_OUT = 6
 _CONV2_IN = 6
 
@@ -51,8 +53,9 @@ def conv1_block(typingctx, x, w1, rowmax, base, col):
     all 6 channels, then the pair's maximum:
     ``rowmax[o * 80 + col + l] = max(conv1[o, 2 py, col + l], conv1[o, 2 py + 1, col + l])``.
 
-    x: the (3, 84, 84) frame flat; w1: (6, 3, 3, 3) flat; rowmax: (6 * 80,). Input rows
-    2 py .. 2 py + 3 are streamed, each loaded vector feeding the 12 sums that use it.
+    x: the (3, 84, 84) frame flat; w1: (6, 3, 3, 3) flat; rowmax: (6 * CONV1_COLS,). Per tap,
+    the input vectors of rows 2 py + ky and 2 py + ky + 1 are loaded and each channel's
+    weight is broadcast once for its two FMAs.
     """
     if not (_flat_f32(x, w1, rowmax) and base == col == types.int64):
         return None
@@ -69,14 +72,14 @@ def conv1_block(typingctx, x, w1, rowmax, base, col):
                 for kx in range(3):
                     # Input row 2 py + ky + r feeds output row 2 py + r; each weight is
                     # broadcast once and used for both rows.
-                    upper = b.load(x_p, b.add(start, ch * _PLANE + ky * _SIDE + kx))
-                    lower = b.load(x_p, b.add(start, ch * _PLANE + (ky + 1) * _SIDE + kx))
+                    upper = b.load(x_p, b.add(start, ch * _PLANE + ky * SIDE + kx))
+                    lower = b.load(x_p, b.add(start, ch * _PLANE + (ky + 1) * SIDE + kx))
                     for o in range(_CONV1_OUT):
                         w = b.broadcast(w_p, o * 27 + ch * 9 + ky * 3 + kx)
                         top[o] = b.fmadd(w, upper, top[o])
                         bottom[o] = b.fmadd(w, lower, bottom[o])
         for o in range(_CONV1_OUT):
-            b.store(b.max(top[o], bottom[o]), out_p, b.add(args[4], o * 80))
+            b.store(b.max(top[o], bottom[o]), out_p, b.add(args[4], o * CONV1_COLS))
         return context.get_dummy_value()
 
     return sig, codegen
