@@ -48,7 +48,8 @@ FLAT_F32 = types.Array(types.float32, 1, "C")
 
 class VectorCode:
     """IR helpers over one intrinsic's arguments: array data pointers (`arrays[i]`, None for a
-    scalar argument), vector loads and stores at element offsets, broadcasts, arithmetic."""
+    scalar argument), int64 offsets, vector loads and stores at element offsets, broadcasts,
+    fused multiply-adds and Numba's float max."""
 
     def __init__(self, context, builder, signature, args):
         self.builder = builder
@@ -81,14 +82,11 @@ class VectorCode:
     def store(self, value, pointer, offset):
         self.builder.store(value, self._at(pointer, offset), align=4)
 
-    def splat(self, scalar):
-        """A float32 IR value in every lane."""
-        one = self.builder.insert_element(ir.Constant(VEC, None), scalar, ir.Constant(I32, 0))
-        return self.builder.shuffle_vector(one, ir.Constant(VEC, None), ir.Constant(ir.VectorType(I32, LANES), [0] * LANES))
-
     def broadcast(self, pointer, offset):
         """pointer[offset] in every lane: one 4-byte load."""
-        return self.splat(self.builder.load(self.builder.gep(pointer, [self.index(offset)]), align=4))
+        scalar = self.builder.load(self.builder.gep(pointer, [self.index(offset)]), align=4)
+        one = self.builder.insert_element(ir.Constant(VEC, None), scalar, ir.Constant(I32, 0))
+        return self.builder.shuffle_vector(one, ir.Constant(VEC, None), ir.Constant(ir.VectorType(I32, LANES), [0] * LANES))
 
     def fmadd(self, a, b, c):
         """a * b + c, rounded once (llvm.fma)."""

@@ -134,6 +134,7 @@ def test_pixel_observation_takes_any_frame_layout_with_the_same_numbers():
         flipped = frame[::-1]
         assert np.array_equal(wrapper.observation(flipped), area_resize(np.ascontiguousarray(flipped).transpose(2, 0, 1), 84))
         np.testing.assert_allclose(wrapper.observation(frame.astype(np.float32) / 255), want, atol=2e-7)
+        np.testing.assert_allclose(wrapper.observation(frame.astype(np.int16)), want, atol=2e-7)
     env.close()
 
 

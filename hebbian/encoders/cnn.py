@@ -14,8 +14,9 @@ and to torch.
 
 Arithmetic, the same on every machine: each convolution output is one running sum over its
 taps in C order of the weight tensor (input channel, then ky, then kx), starting from +0.0,
-every step an exactly rounded fused multiply-add (LLVM's ``llvm.fma``: IEEE 754 fusedMultiplyAdd, a single instruction where the CPU has FMA and a
-correctly rounded library call where it has not). No fast-math: LLVM may not reorder or
+every step an exactly rounded fused multiply-add (LLVM's ``llvm.fma``: IEEE 754
+fusedMultiplyAdd, a single instruction where the CPU has FMA and a correctly rounded library
+call where it has not). No fast-math: LLVM may not reorder or
 re-associate anything, so vector width, unrolling and CPU change the speed only, never a bit
 of the features. tanh is `hebbian.portable_math.tanh32`, a rational function evaluated in
 float64 (within 0.53 units in the last place of the exact tanh): NumPy's float32 tanh picks
